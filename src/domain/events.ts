@@ -1,0 +1,73 @@
+import type { JsonObject } from './commands';
+
+export type TransactionKind = 'DEPOSIT' | 'WITHDRAWAL' | 'TRANSFER';
+export type TransactionStatus = 'PENDING' | 'SETTLED' | 'CANCELLED' | 'EXPIRED';
+
+/** A transaction as recorded in events and payloads. Amounts are digit strings, times ISO 8601 UTC. */
+export interface TransactionRecord {
+  id: string;
+  kind: TransactionKind;
+  status: TransactionStatus;
+  amount: string;
+  currency: string;
+  fromAccountId: string | null;
+  toAccountId: string | null;
+  description: string | null;
+  metadata: JsonObject | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Hold deadline for a pending transaction with a timeout. */
+  expiresAt: string | null;
+  large: boolean;
+}
+
+/** An account's state right after an event, so projections can set it without reading anything. */
+export interface AccountRecord {
+  id: string;
+  currency: string;
+  balance: string;
+  availableBalance: string;
+  overdraftLimit: string;
+  createdAt: string;
+  lastTransactionAt: string | null;
+  transactionCount: number;
+  metadata: JsonObject | null;
+}
+
+export type LedgerEvent =
+  | { type: 'AccountOpened'; data: { account: AccountRecord } }
+  | { type: 'TransactionRecorded'; data: { transaction: TransactionRecord; accounts: AccountRecord[] } }
+  | { type: 'TransactionSettled'; data: { transaction: TransactionRecord; accounts: AccountRecord[] } }
+  | { type: 'TransactionCancelled'; data: { transaction: TransactionRecord; accounts: AccountRecord[] } }
+  | { type: 'TransactionExpired'; data: { transaction: TransactionRecord; accounts: AccountRecord[] } }
+  | { type: 'IdempotencyKeyRecorded'; data: IdempotencyRecord };
+
+export type LedgerEventType = LedgerEvent['type'];
+
+export const LEDGER_EVENT_TYPES: readonly LedgerEventType[] = [
+  'AccountOpened',
+  'TransactionRecorded',
+  'TransactionSettled',
+  'TransactionCancelled',
+  'TransactionExpired',
+  'IdempotencyKeyRecorded',
+];
+
+/** The first result of a command with an idempotency key, returned again on a same-input retry. */
+export interface IdempotencyRecord {
+  key: string;
+  fingerprint: string;
+  recordedAtMs: number;
+  outcome: SuccessOutcome;
+}
+
+/** The authoritative post-command state handed back to the proposer. `position` is the command's last event. */
+export type SuccessOutcome =
+  | { type: 'OpenAccount'; account: AccountRecord; position: string }
+  | { type: 'Deposit' | 'Withdraw'; account: AccountRecord; transaction: TransactionWithPosition; position: string }
+  | { type: 'Transfer'; from: AccountRecord; to: AccountRecord; transaction: TransactionWithPosition; position: string }
+  | { type: 'SettleTransaction' | 'CancelTransaction'; transaction: TransactionWithPosition; position: string }
+  | { type: 'ExecuteBatch'; transactions: TransactionWithPosition[]; accounts: AccountRecord[]; position: string }
+  | { type: 'Tick'; position: string | null };
+
+export type TransactionWithPosition = TransactionRecord & { position: string };
