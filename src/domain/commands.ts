@@ -6,9 +6,12 @@ export type JsonObject = { [key: string]: unknown };
 
 export interface OpenAccountInput {
   id: string;
-  currency: string;
-  initialBalance: string;
-  overdraftLimit: string;
+  /** Default DEFAULT_CURRENCY (USD). */
+  currency?: string;
+  /** Default "0". */
+  initialBalance?: string;
+  /** Default "0". */
+  overdraftLimit?: string;
   metadata?: JsonObject | null;
 }
 

@@ -12,7 +12,8 @@ import type {
 import { type Rejection, reject } from './errors';
 import type { AccountRecord, LedgerEvent, SuccessOutcome, TransactionKind, TransactionRecord } from './events';
 import { INT64_MAX, INT64_MIN, parseAmount } from './money';
-import { ACCOUNT_ID_PATTERN, CURRENCY_PATTERN, type LedgerRules } from './rules';
+import { formatPosition } from './position';
+import { ACCOUNT_ID_PATTERN, CURRENCY_PATTERN, DEFAULT_CURRENCY, type LedgerRules } from './rules';
 import {
   type AccountState,
   Draft,
@@ -37,6 +38,8 @@ import {
 export interface DecisionContext {
   envelope: CommandEnvelope;
   rules: LedgerRules;
+  /** How many events the entry produced before this command's (due expiries); positions count from here. */
+  eventIndexBase?: number;
 }
 
 export type Decision =
@@ -74,9 +77,15 @@ export function decide(command: LedgerCommand, state: LedgerView, ctx: DecisionC
   return { kind: 'accepted', events };
 }
 
+/** At most this many holds expire in one entry; the rest expire in the next ones (the node keeps ticking). */
+export const EXPIRIES_PER_ENTRY_MAX = 1000;
+
 /** Holds due at the entry's timestamp expire before the entry's own command is decided. */
-export function decideExpiries(state: { dueHolds(nowMs: number): { transaction: TransactionRecord }[] } & LedgerView, nowMs: number): LedgerEvent[] {
-  const due = state.dueHolds(nowMs);
+export function decideExpiries(
+  state: { dueHolds(nowMs: number, limit: number): { transaction: TransactionRecord }[] } & LedgerView,
+  nowMs: number,
+): LedgerEvent[] {
+  const due = state.dueHolds(nowMs, EXPIRIES_PER_ENTRY_MAX);
   if (due.length === 0) return [];
   const draft = new Draft(state);
   const events: LedgerEvent[] = [];
@@ -135,10 +144,11 @@ function batchOperation(draft: Draft, events: LedgerEvent[], operation: BatchOpe
 function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInput, ctx: DecisionContext): Step {
   const idCheck = checkAccountId(input.id, 'id');
   if (!idCheck.ok) return idCheck;
-  if (!CURRENCY_PATTERN.test(input.currency)) return fail(reject('VALIDATION', `currency must be 3 upper-case letters, got "${input.currency}"`));
-  const initial = checkNonNegative(input.initialBalance, 'initialBalance');
+  const currency = input.currency ?? DEFAULT_CURRENCY;
+  if (typeof currency !== 'string' || !CURRENCY_PATTERN.test(currency)) return fail(reject('VALIDATION', `currency must be 3 upper-case letters, got "${String(currency)}"`));
+  const initial = checkNonNegative(input.initialBalance ?? '0', 'initialBalance');
   if (!initial.ok) return initial;
-  const overdraft = checkNonNegative(input.overdraftLimit, 'overdraftLimit');
+  const overdraft = checkNonNegative(input.overdraftLimit ?? '0', 'overdraftLimit');
   if (!overdraft.ok) return overdraft;
   const metadata = checkMetadata(input.metadata, ctx);
   if (!metadata.ok) return metadata;
@@ -147,7 +157,7 @@ function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInpu
   const now = ctx.envelope.timestampMs;
   const account: AccountState = {
     id: input.id,
-    currency: input.currency,
+    currency,
     balance: 0n,
     availableBalance: 0n,
     overdraftLimit: overdraft.value,
@@ -162,7 +172,7 @@ function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInpu
     recordTransaction(draft, events, ctx, {
       kind: 'DEPOSIT',
       amount: initial.value,
-      currency: input.currency,
+      currency,
       from: null,
       to: account.id,
       pending: false,
@@ -309,6 +319,7 @@ function recordTransaction(draft: Draft, events: LedgerEvent[], ctx: DecisionCon
     metadata: t.metadata,
     createdAt: at,
     updatedAt: at,
+    createdPosition: formatPosition(ctx.envelope.index, (ctx.eventIndexBase ?? 0) + events.length),
     expiresAt: t.pending && t.holdTimeoutSeconds !== null ? isoTime(now + t.holdTimeoutSeconds * 1000) : null,
     large: t.amount >= ctx.rules.largeTransactionThresholdMinor,
   };

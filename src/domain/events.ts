@@ -16,6 +16,8 @@ export interface TransactionRecord {
   metadata: JsonObject | null;
   createdAt: string;
   updatedAt: string;
+  /** Position of the event that recorded the transaction: creation order, stable across status changes. */
+  createdPosition: string;
   /** Hold deadline for a pending transaction with a timeout. */
   expiresAt: string | null;
   large: boolean;

@@ -56,9 +56,9 @@ export class LedgerMachine {
     };
 
     for (const event of decideExpiries(this.state, envelope.timestampMs)) push(event);
-    this.state.pruneDeadlines(envelope.timestampMs);
+    this.state.pruneDeadlines();
 
-    const decision = decide(command, this.state, { envelope, rules: this.rules });
+    const decision = decide(command, this.state, { envelope, rules: this.rules, eventIndexBase: positioned.length });
     let outcome: CommandOutcome;
     if (decision.kind === 'rejected') {
       outcome = { ok: false, rejection: decision.rejection };

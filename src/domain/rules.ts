@@ -32,3 +32,4 @@ export const DEFAULT_RULES: LedgerRules = {
 
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,50}$/;
 export const CURRENCY_PATTERN = /^[A-Z]{3}$/;
+export const DEFAULT_CURRENCY = 'USD';

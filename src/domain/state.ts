@@ -77,22 +77,22 @@ export class LedgerState implements MutableLedger {
   }
 
   /** Pending holds whose deadline is at or before `nowMs`, in deadline order (ties by id order of creation). */
-  dueHolds(nowMs: number): HoldState[] {
+  dueHolds(nowMs: number, limit: number): HoldState[] {
     const due: HoldState[] = [];
     for (const entry of this.deadlines) {
-      if (entry.deadlineMs > nowMs) break;
+      if (entry.deadlineMs > nowMs || due.length >= limit) break;
       const hold = this.holds.get(entry.transactionId);
       if (hold && hold.deadlineMs === entry.deadlineMs) due.push(hold);
     }
     return due;
   }
 
-  /** Drops deadline entries that are due or whose hold is gone; call after due holds were expired. */
-  pruneDeadlines(nowMs: number): void {
+  /** Drops leading deadline entries whose hold is no longer pending (settled, cancelled, expired). */
+  pruneDeadlines(): void {
     let drop = 0;
     while (drop < this.deadlines.length) {
       const entry = this.deadlines[drop]!;
-      if (entry.deadlineMs > nowMs && this.holds.has(entry.transactionId)) break;
+      if (this.holds.get(entry.transactionId)?.deadlineMs === entry.deadlineMs) break;
       drop += 1;
     }
     if (drop > 0) this.deadlines.splice(0, drop);

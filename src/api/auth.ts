@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SignJWT, jwtVerify } from 'jose';
+
+export const ROLES = ['teller', 'analyst', 'compliance', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+  sub: string;
+  roles: Role[];
+}
+
+const ALGORITHM = 'HS256';
+const SECRET_FILE = 'jwt-secret';
+
+export interface JwtSecret {
+  key: Uint8Array;
+  /** Where it came from, for the startup message. */
+  source: 'LEDGER_JWT_SECRET' | 'generated' | 'data folder';
+  path: string | null;
+}
+
+/**
+ * The HS256 secret: LEDGER_JWT_SECRET when set; otherwise one kept in the data folder, created
+ * (random, owner-only) on first start.
+ */
+export function resolveJwtSecret(configured: string | null, dataDir: string): JwtSecret {
+  if (configured) return { key: new TextEncoder().encode(configured), source: 'LEDGER_JWT_SECRET', path: null };
+  const path = join(dataDir, SECRET_FILE);
+  if (existsSync(path)) return { key: new TextEncoder().encode(readFileSync(path, 'utf8').trim()), source: 'data folder', path };
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(path, randomBytes(48).toString('base64url'), { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return { key: new TextEncoder().encode(readFileSync(path, 'utf8').trim()), source: 'generated', path };
+}
+
+export async function mintToken(key: Uint8Array, principal: Principal, expiresIn: string | null = '30d'): Promise<string> {
+  const jwt = new SignJWT({ roles: principal.roles }).setProtectedHeader({ alg: ALGORITHM }).setSubject(principal.sub).setIssuedAt();
+  if (expiresIn) jwt.setExpirationTime(expiresIn);
+  return jwt.sign(key);
+}
+
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: string };
+
+/** Verifies an `Authorization` header value (`Bearer <JWT>`). */
+export async function authenticate(header: string | null | undefined, key: Uint8Array): Promise<AuthResult> {
+  if (!header) return { ok: false, reason: 'missing Authorization header: send "Authorization: Bearer <JWT>"' };
+  const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
+  if (!match) return { ok: false, reason: 'the Authorization header must be "Bearer <JWT>"' };
+  try {
+    const { payload } = await jwtVerify(match[1]!, key, { algorithms: [ALGORITHM] });
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'the token has no subject (sub)' };
+    const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => (ROLES as readonly string[]).includes(r as string)) : [];
+    return { ok: true, principal: { sub: payload.sub, roles } };
+  } catch (error) {
+    return { ok: false, reason: `invalid token: ${(error as Error).message}` };
+  }
+}

@@ -1,0 +1,139 @@
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import DataLoader from 'dataloader';
+import type { GraphQLSchema } from 'graphql';
+import { type Plugin, createYoga } from 'graphql-yoga';
+import { type Principal, authenticate } from './auth';
+import type { ApiContext, LedgerApi } from './schema';
+
+export interface ApiServerOptions {
+  schema: GraphQLSchema;
+  ledger: LedgerApi;
+  jwtKey: Uint8Array;
+  production: boolean;
+  /** Answers GET /health. */
+  health: () => { ready: boolean; [key: string]: unknown };
+  /** Requests with a larger body are refused with 413 before they are read. */
+  bodyBytesMax?: number;
+}
+
+/** Request limits shared by the ledger and the benchmark's guarded ceiling. */
+export const REQUEST_LIMITS = {
+  /** Room for a batch of 1,000 operations with metadata. */
+  bodyBytesMax: 6 * 1024 * 1024,
+  depthMax: 12,
+  aliasesMax: 20,
+  directivesMax: 20,
+  costMax: 20_000,
+  /** Literal batches of 1,000 operations are long documents; variables are the better way. */
+  tokensMax: 60_000,
+} as const;
+
+/** GraphQL Armor with the ledger's limits: depth, aliases, directives, cost, tokens, no field suggestions. */
+export function armorPlugins() {
+  return [
+    EnvelopArmorPlugin({
+      maxDepth: { n: REQUEST_LIMITS.depthMax },
+      maxAliases: { n: REQUEST_LIMITS.aliasesMax },
+      maxDirectives: { n: REQUEST_LIMITS.directivesMax },
+      costLimit: { maxCost: REQUEST_LIMITS.costMax },
+      maxTokens: { n: REQUEST_LIMITS.tokensMax },
+      blockFieldSuggestion: { enabled: true },
+    }),
+  ];
+}
+
+/** Writes a GraphQL-shaped refusal. */
+export function refuse(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/**
+ * Checks the body size declared by the request; a body without a declared length is refused
+ * (411) so that nothing reads an unbounded stream.
+ */
+export function checkBodySize(req: IncomingMessage, res: ServerResponse, bodyBytesMax: number): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return true;
+  const declared = req.headers['content-length'];
+  if (declared === undefined) {
+    refuse(res, 411, 'LENGTH_REQUIRED', 'send the request body with a Content-Length header');
+    return false;
+  }
+  const bytes = Number(declared);
+  if (!Number.isSafeInteger(bytes) || bytes > bodyBytesMax) {
+    refuse(res, 413, 'PAYLOAD_TOO_LARGE', `the request body may be at most ${bodyBytesMax} bytes, got ${declared}`);
+    return false;
+  }
+  return true;
+}
+
+/** The HTTP server: GET /health without a token; /graphql with a valid bearer token only. */
+export function createApiServer(options: ApiServerOptions): Server {
+  const bodyBytesMax = options.bodyBytesMax ?? REQUEST_LIMITS.bodyBytesMax;
+  const yoga = createYoga<Record<string, never>, ApiContext>({
+    schema: options.schema,
+    graphqlEndpoint: '/graphql',
+    graphiql: !options.production,
+    landingPage: false,
+    maskedErrors: true,
+    logging: options.production ? 'warn' : 'info',
+    plugins: [useBearerAuth(options.jwtKey, !options.production), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    context: ({ request }): ApiContext => ({
+      principal: principals.get(request) ?? ANONYMOUS,
+      ledger: options.ledger,
+      loaders: {
+        accounts: new DataLoader((ids: readonly string[]) => options.ledger.readModels.getAccounts(ids)),
+        transactions: new DataLoader((ids: readonly string[]) => options.ledger.readModels.getTransactions(ids)),
+      },
+    }),
+  });
+
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const health = options.health();
+      const body = JSON.stringify(health);
+      res.writeHead(health.ready ? 200 : 503, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(body);
+      return;
+    }
+    if (path !== '/graphql') {
+      refuse(res, 404, 'NOT_FOUND', 'not found: the API is at /graphql and the health check at /health');
+      return;
+    }
+    if (!checkBodySize(req, res, bodyBytesMax)) return;
+    void yoga(req, res);
+  });
+}
+
+const principals = new WeakMap<Request, Principal>();
+/** Only the GraphiQL page (no data) is served without a token. */
+const ANONYMOUS: Principal = { sub: 'anonymous', roles: [] };
+
+/**
+ * Refuses every GraphQL request without a valid bearer token with HTTP 401, before parsing.
+ * Runs inside yoga: yoga must receive the Node request synchronously, so verification cannot
+ * happen in front of it.
+ */
+export function useBearerAuth(jwtKey: Uint8Array, graphiqlPageOpen: boolean): Plugin {
+  return {
+    async onRequest({ request, url, endResponse }) {
+      const graphiqlPage = request.method === 'GET' && !url.searchParams.has('query') && (request.headers.get('accept') ?? '').includes('text/html');
+      if (graphiqlPageOpen && graphiqlPage) return;
+      const auth = await authenticate(request.headers.get('authorization'), jwtKey);
+      if (!auth.ok) {
+        endResponse(
+          new Response(JSON.stringify({ errors: [{ message: auth.reason, extensions: { code: 'UNAUTHENTICATED' } }] }), {
+            status: 401,
+            headers: { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer' },
+          }),
+        );
+        return;
+      }
+      principals.set(request, auth.principal);
+    },
+  };
+}

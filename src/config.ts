@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
+
+const digits = (name: string) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,19}$/, `${name} must be a whole number of minor units (digits only)`)
+    .transform((value) => BigInt(value));
+
+const urlLike = (name: string, schemes: string[]) =>
+  z.string().refine((value) => schemes.some((s) => value.startsWith(`${s}://`)), `${name} must start with ${schemes.map((s) => `${s}://`).join(' or ')}`);
+
+const EnvSchema = z.object({
+  PORT: z.coerce.number().int('PORT must be an integer').min(0).max(65535).default(4000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LEDGER_DATA_DIR: z.string().min(1).default('./data'),
+  LEDGER_NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,50}$/, 'LEDGER_NODE_ID must be 1 to 50 characters of A-Z a-z 0-9 _ -').default('node-1'),
+  EVENTSTORE_URL: urlLike('EVENTSTORE_URL', ['esdb', 'esdb+discover']).optional(),
+  MONGODB_URL: urlLike('MONGODB_URL', ['mongodb', 'mongodb+srv']).optional(),
+  LEDGER_JWT_SECRET: z.string().min(32, 'LEDGER_JWT_SECRET must be at least 32 characters').optional(),
+  LEDGER_LARGE_TX_THRESHOLD: digits('LEDGER_LARGE_TX_THRESHOLD').optional(),
+  LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
+    .refine((value) => value > 0n, 'LEDGER_MAX_AMOUNT must be greater than 0')
+    .optional(),
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface LedgerConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  nodeId: string;
+  eventStoreUrl: string | null;
+  mongoDbUrl: string | null;
+  jwtSecret: string | null;
+  production: boolean;
+  logLevel: string;
+  rules: LedgerRules;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration from the environment; a bad setting throws a ConfigError naming it. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
+  const blankToUndefined = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === '' ? undefined : v]));
+  const parsed = EnvSchema.safeParse(blankToUndefined);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.LEDGER_DATA_DIR,
+    nodeId: e.LEDGER_NODE_ID,
+    eventStoreUrl: e.EVENTSTORE_URL ?? null,
+    mongoDbUrl: e.MONGODB_URL ?? null,
+    jwtSecret: e.LEDGER_JWT_SECRET ?? null,
+    production: e.NODE_ENV === 'production',
+    logLevel: e.LOG_LEVEL,
+    rules: {
+      ...DEFAULT_RULES,
+      amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,
+      largeTransactionThresholdMinor: e.LEDGER_LARGE_TX_THRESHOLD ?? DEFAULT_RULES.largeTransactionThresholdMinor,
+    },
+  };
+}

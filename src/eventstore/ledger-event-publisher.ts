@@ -1,0 +1,164 @@
+import { v5 as uuidv5 } from 'uuid';
+import type { PositionedEvent } from '../domain/ledger';
+import { POSITION_ZERO, parsePosition } from '../domain/position';
+import { APPEND_EVENTS_MAX, type EventStore, type ExpectedRevision, type NewEvent, WrongExpectedRevisionError } from './event-store';
+
+/** The one stream the ledger's events go to, in log order. */
+export const LEDGER_STREAM = 'ledger';
+/** Namespace of the UUIDv5 event ids derived from positions (fixed forever: ids must not change). */
+const EVENT_ID_NAMESPACE = '9b6f1c2e-3d4a-5b6c-8d7e-0f1a2b3c4d5e';
+
+export function eventIdOf(position: string): string {
+  return uuidv5(position, EVENT_ID_NAMESPACE);
+}
+
+export function toNewEvent(positioned: PositionedEvent, timestampMs: number): NewEvent {
+  return {
+    id: eventIdOf(positioned.position),
+    type: positioned.event.type,
+    data: positioned.event.data as unknown as Record<string, unknown>,
+    metadata: { position: positioned.position, timestampMs },
+  };
+}
+
+interface QueuedEntry {
+  index: number;
+  timestampMs: number;
+  events: PositionedEvent[];
+}
+
+export interface PublisherOptions {
+  /** Called with the highest log index whose events are all in the store. */
+  onDurable?: (index: number) => void;
+  /** Wait this long after a failed append before trying again. */
+  retryDelayMs?: number;
+  onError?: (error: Error) => void;
+}
+
+/**
+ * Appends the events of applied log entries to the event store, in log order, exactly once.
+ * Exactly-once comes from the stream's expected revision: on start (and after any conflict) it reads
+ * where the stream stands and skips every event at or before that position, so re-appending after a
+ * crash neither loses nor doubles anything. Acknowledgements never wait for it: the log is the
+ * source of truth, and this catches up from it.
+ */
+export class LedgerEventPublisher {
+  private queue: QueuedEntry[] = [];
+  private queuedEvents = 0;
+  private storedPosition = POSITION_ZERO;
+  private expectedRevision: ExpectedRevision = 'no_stream';
+  private durableIndex = 0;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private lastError: Error | null = null;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly options: PublisherOptions = {},
+  ) {}
+
+  /** Reads where the stream stands; call before entries are enqueued. */
+  async start(): Promise<void> {
+    await this.syncWithStore();
+  }
+
+  get backlogEvents(): number {
+    return this.queuedEvents;
+  }
+
+  get lastStoredPosition(): string {
+    return this.storedPosition;
+  }
+
+  get error(): Error | null {
+    return this.lastError;
+  }
+
+  /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
+  enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
+    const last = this.queue.at(-1);
+    if (last && index <= last.index) throw new Error(`invariant: entry ${index} published after ${last.index}`);
+    this.queue.push({ index, timestampMs, events });
+    this.queuedEvents += events.length;
+    if (!this.running && !this.stopped) this.running = this.drain();
+  }
+
+  /** Resolves when everything enqueued so far is in the store (or the publisher stopped). */
+  async flush(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    await this.flush();
+    this.stopped = true;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const { entries, events } = this.takeBatch();
+        const fresh = events.filter((e) => e.metadata.position > this.storedPosition);
+        try {
+          if (fresh.length > 0) {
+            const result = await this.store.append(LEDGER_STREAM, fresh, this.expectedRevision);
+            this.expectedRevision = result.nextExpectedRevision;
+            this.storedPosition = fresh.at(-1)!.metadata.position;
+          }
+          this.lastError = null;
+        } catch (error) {
+          this.lastError = error as Error;
+          if (!(error instanceof WrongExpectedRevisionError)) {
+            this.options.onError?.(error as Error);
+            await delay(this.options.retryDelayMs ?? 500);
+          }
+          // Someone (a previous run of this node, another replica) appended first: read where the
+          // stream stands, and put the batch back to skip what is already there.
+          this.queue = [...entries, ...this.queue];
+          this.queuedEvents += events.length;
+          await this.syncWithStore().catch((e: Error) => this.options.onError?.(e));
+          continue;
+        }
+        const lastIndex = entries.at(-1)!.index;
+        this.durableIndex = lastIndex;
+        this.options.onDurable?.(lastIndex);
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private takeBatch(): { entries: QueuedEntry[]; events: NewEvent[] } {
+    const entries: QueuedEntry[] = [];
+    const events: NewEvent[] = [];
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (entries.length > 0 && events.length + next.events.length > APPEND_EVENTS_MAX) break;
+      this.queue.shift();
+      entries.push(next);
+      for (const positioned of next.events) events.push(toNewEvent(positioned, next.timestampMs));
+    }
+    this.queuedEvents -= events.length;
+    return { entries, events };
+  }
+
+  private async syncWithStore(): Promise<void> {
+    const [last] = await this.store.readStream(LEDGER_STREAM, { direction: 'backwards', maxCount: 1 });
+    if (!last) {
+      this.expectedRevision = 'no_stream';
+      this.storedPosition = POSITION_ZERO;
+      return;
+    }
+    this.expectedRevision = last.revision;
+    this.storedPosition = last.metadata.position;
+    const storedIndex = parsePosition(last.metadata.position).index;
+    if (storedIndex > this.durableIndex) this.durableIndex = storedIndex;
+  }
+
+  get publishedIndex(): number {
+    return this.durableIndex;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,455 @@
+/**
+ * The embedded event store: one SQLite file (better-sqlite3), WAL journal, `synchronous = FULL`, so
+ * an append has been fsync'd when its promise resolves.
+ *
+ * The store position is the row's global AUTOINCREMENT sequence, written as a zero-padded decimal
+ * string (string order = store order, should anyone compare them). SQLite has a single writer and a
+ * sequence is assigned inside the writing transaction, so a reader can never see sequence n+1
+ * committed while n is still to come: reading "after n" never skips an event.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  APPEND_EVENTS_MAX,
+  READ_COUNT_MAX,
+  WrongExpectedRevisionError,
+  type AppendResult,
+  type BatchHandler,
+  type EventMetadata,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type Subscription,
+} from './event-store';
+
+/** SQLite integers are signed 64-bit: the largest sequence and revision. */
+const INT64_MAX = 9223372036854775807n;
+/** Digits of INT64_MAX: every store position has this width. */
+const STORE_POSITION_WIDTH = 19;
+const STORE_POSITION_PATTERN = /^[0-9]{1,19}$/;
+const SUBSCRIPTION_BATCH_SIZE_DEFAULT = 512;
+/** Appends from another process on the same file send no in-process notification: poll for them. */
+const SUBSCRIPTION_POLL_MS = 250;
+/** A writer from another process holds the lock for one transaction at most; wait that long for it. */
+const BUSY_TIMEOUT_MS = 5000;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT    NOT NULL UNIQUE,
+    stream_id     TEXT    NOT NULL,
+    revision      INTEGER NOT NULL CHECK (revision >= 0),
+    type          TEXT    NOT NULL,
+    data          TEXT    NOT NULL,
+    metadata      TEXT    NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    UNIQUE (stream_id, revision)
+  );
+`;
+
+const EVENT_COLUMNS = 'seq, id, stream_id, revision, type, data, metadata, created_at_ms';
+
+/** A row as read with safe integers (every INTEGER column comes back as a bigint). */
+interface EventRow {
+  seq: bigint;
+  id: string;
+  stream_id: string;
+  revision: bigint;
+  type: string;
+  data: string;
+  metadata: string;
+  created_at_ms: bigint;
+}
+
+interface StoredIdRow {
+  seq: bigint;
+  id: string;
+  revision: bigint;
+}
+
+interface AppendOutcome {
+  result: AppendResult;
+  /** False when the append was an idempotent re-append and nothing was written. */
+  written: boolean;
+}
+
+export function formatSqliteStorePosition(seq: bigint): string {
+  return seq.toString().padStart(STORE_POSITION_WIDTH, '0');
+}
+
+/** Accepts the padded form and any plain decimal (`"42"`), so a hand-written position works too. */
+export function parseSqliteStorePosition(value: string): bigint {
+  if (typeof value !== 'string' || !STORE_POSITION_PATTERN.test(value)) {
+    throw new RangeError(`invalid store position "${String(value)}": expected up to 19 decimal digits`);
+  }
+  const seq = BigInt(value);
+  if (seq > INT64_MAX) throw new RangeError(`invalid store position "${value}": beyond the largest sequence`);
+  return seq;
+}
+
+export class SqliteEventStore implements EventStore {
+  readonly kind = 'embedded';
+
+  private readonly db: Database.Database;
+  private readonly lastRevisionStatement: Database.Statement;
+  private readonly insertStatement: Database.Statement;
+  private readonly storedAfterRevisionStatement: Database.Statement;
+  private readonly findByIdStatement: Database.Statement;
+  private readonly readForwardsStatement: Database.Statement;
+  private readonly readBackwardsStatement: Database.Statement;
+  private readonly readAllStatement: Database.Statement;
+  private readonly appendTransaction: (streamId: string, events: NewEvent[], expected: ExpectedRevision) => AppendOutcome;
+  /** Wakes the subscriptions waiting for new events; called after each committed append. */
+  private readonly appendListeners = new Set<() => void>();
+  private readonly subscriptions = new Set<SqliteSubscription>();
+  private closed = false;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    // FULL: the WAL is fsync'd at every commit, so an acknowledged append survives a power loss.
+    db.pragma('synchronous = FULL');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.exec(SCHEMA);
+
+    const prepare = (sql: string): Database.Statement => db.prepare(sql).safeIntegers(true);
+    this.lastRevisionStatement = prepare(
+      'SELECT revision FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1',
+    );
+    this.insertStatement = prepare(
+      'INSERT INTO events (id, stream_id, revision, type, data, metadata, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.storedAfterRevisionStatement = prepare(
+      'SELECT seq, id, revision FROM events WHERE stream_id = ? AND revision > ? ORDER BY revision ASC LIMIT ?',
+    );
+    this.findByIdStatement = prepare('SELECT seq, id, stream_id, revision FROM events WHERE id = ?');
+    this.readForwardsStatement = prepare(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision ASC LIMIT ?`,
+    );
+    this.readBackwardsStatement = prepare(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND revision <= ? ORDER BY revision DESC LIMIT ?`,
+    );
+    this.readAllStatement = prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq ASC LIMIT ?`);
+
+    const transaction = db.transaction((streamId: string, events: NewEvent[], expected: ExpectedRevision) =>
+      this.appendInTransaction(streamId, events, expected),
+    );
+    // IMMEDIATE takes the write lock before reading the current revision: no other process can
+    // append between our check and our insert, and no deferred-lock upgrade can fail with SQLITE_BUSY.
+    this.appendTransaction = (streamId, events, expected) => transaction.immediate(streamId, events, expected);
+  }
+
+  /** Opens (or creates) the store in `filePath`, creating its parent directories. */
+  static open(filePath: string): SqliteEventStore {
+    fs.mkdirSync(path.dirname(path.resolve(filePath)), { recursive: true });
+    return new SqliteEventStore(new Database(filePath));
+  }
+
+  async append(streamId: string, events: NewEvent[], expectedRevision: ExpectedRevision): Promise<AppendResult> {
+    this.assertOpen();
+    checkAppend(streamId, events, expectedRevision);
+    const outcome = this.appendTransaction(streamId, events, expectedRevision);
+    if (outcome.written) this.notifyAppend();
+    return outcome.result;
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    checkStreamId(streamId);
+    const maxCount = checkReadCount(options.maxCount);
+    const direction = options.direction ?? 'forwards';
+    if (options.fromRevision !== undefined) checkRevision(options.fromRevision, 'fromRevision');
+    let rows: unknown[];
+    if (direction === 'forwards') {
+      // Nothing is stored beyond INT64_MAX (and it could not be bound).
+      if (options.fromRevision !== undefined && options.fromRevision > INT64_MAX) return [];
+      rows = this.readForwardsStatement.all(streamId, options.fromRevision ?? 0n, maxCount);
+    } else if (direction === 'backwards') {
+      // A revision beyond INT64_MAX cannot be bound; nothing is stored above it anyway.
+      const from = options.fromRevision === undefined || options.fromRevision > INT64_MAX ? INT64_MAX : options.fromRevision;
+      rows = this.readBackwardsStatement.all(streamId, from, maxCount);
+    } else {
+      throw new RangeError(`invalid direction "${String(direction)}": expected "forwards" or "backwards"`);
+    }
+    return (rows as EventRow[]).map(toRecordedEvent);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
+    this.assertOpen();
+    const maxCount = checkReadCount(options.maxCount);
+    const after = options.after === undefined || options.after === null ? 0n : parseSqliteStorePosition(options.after);
+    return this.readAllAfter(after, maxCount);
+  }
+
+  subscribeAll(options: { after?: string | null; batchSizeMax?: number }, handler: BatchHandler): Subscription {
+    this.assertOpen();
+    const batchSizeMax = checkBatchSizeMax(options.batchSizeMax);
+    const after = options.after === undefined || options.after === null ? 0n : parseSqliteStorePosition(options.after);
+    const subscription = new SqliteSubscription(
+      {
+        readAfter: (seq, count) => this.readAllAfter(seq, count),
+        addAppendListener: (listener) => this.appendListeners.add(listener),
+        removeAppendListener: (listener) => this.appendListeners.delete(listener),
+        ended: (ended) => this.subscriptions.delete(ended),
+      },
+      after,
+      batchSizeMax,
+      handler,
+    );
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Ends every subscription (their `done` resolves), then closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.close()));
+    this.db.close();
+  }
+
+  private readAllAfter(after: bigint, maxCount: number): RecordedEvent[] {
+    return (this.readAllStatement.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
+  }
+
+  private appendInTransaction(streamId: string, events: NewEvent[], expected: ExpectedRevision): AppendOutcome {
+    const last = this.lastRevisionStatement.get(streamId) as { revision: bigint } | undefined;
+    const actual: bigint | 'no_stream' = last === undefined ? 'no_stream' : last.revision;
+    if (!expectedRevisionHolds(expected, actual)) {
+      const replayed = this.findEarlierAppend(streamId, events, expected);
+      if (replayed !== null) return { result: replayed, written: false };
+      throw new WrongExpectedRevisionError(streamId, expected, actual);
+    }
+
+    let revision = actual === 'no_stream' ? -1n : actual;
+    let seq = 0n;
+    const createdAtMs = Date.now();
+    for (const event of events) {
+      revision += 1n;
+      try {
+        const info = this.insertStatement.run(
+          event.id,
+          streamId,
+          revision,
+          event.type,
+          serializeJson(event.data, event.id, 'data'),
+          serializeJson(event.metadata, event.id, 'metadata'),
+          createdAtMs,
+        );
+        seq = BigInt(info.lastInsertRowid);
+      } catch (error) {
+        throw this.explainInsertFailure(error, event.id);
+      }
+    }
+    return { result: { nextExpectedRevision: revision, storePosition: formatSqliteStorePosition(seq) }, written: true };
+  }
+
+  /**
+   * The idempotent re-append after a crash: the expected revision is stale, but the events stored
+   * right after it are these very events (same ids, same order). Returns what the first append returned.
+   */
+  private findEarlierAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): AppendResult | null {
+    const afterRevision = expected === 'no_stream' ? -1n : typeof expected === 'bigint' ? expected : null;
+    // `any` never fails and `stream_exists` only fails on a missing stream: nothing to compare with.
+    // Nothing can be stored after the largest revision SQLite holds (and it could not be bound).
+    if (afterRevision === null || afterRevision >= INT64_MAX) return null;
+    const stored = this.storedAfterRevisionStatement.all(streamId, afterRevision, events.length) as StoredIdRow[];
+    if (!sameEventIds(stored, events)) return null;
+    const last = stored[stored.length - 1];
+    if (last === undefined) return null;
+    return { nextExpectedRevision: last.revision, storePosition: formatSqliteStorePosition(last.seq) };
+  }
+
+  private explainInsertFailure(error: unknown, eventId: string): unknown {
+    if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE' && error.message.includes('events.id')) {
+      const existing = this.findByIdStatement.get(eventId) as { stream_id: string; revision: bigint } | undefined;
+      const where = existing === undefined ? '' : ` (stream "${existing.stream_id}", revision ${existing.revision})`;
+      return new Error(`event id ${eventId} is already stored${where}: event ids are unique in the store`, { cause: error });
+    }
+    return error;
+  }
+
+  private notifyAppend(): void {
+    for (const listener of [...this.appendListeners]) listener();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the event store is closed');
+  }
+}
+
+/** What a subscription needs from its store; keeps the subscription from reaching into the store. */
+interface SubscriptionSource {
+  readAfter(seq: bigint, maxCount: number): RecordedEvent[];
+  addAppendListener(listener: () => void): void;
+  removeAppendListener(listener: () => void): void;
+  ended(subscription: SqliteSubscription): void;
+}
+
+/**
+ * Catch-up and live delivery are the same loop: read the next batch after the last delivered
+ * sequence; when there is none, wait for an append in this process or the poll interval. Since the
+ * cursor only moves to the last delivered event, there is never a gap or a duplicate.
+ */
+class SqliteSubscription implements Subscription {
+  readonly done: Promise<void>;
+  private closing = false;
+  private wakeWaiter: (() => void) | null = null;
+
+  constructor(
+    private readonly source: SubscriptionSource,
+    after: bigint,
+    private readonly batchSizeMax: number,
+    private readonly handler: BatchHandler,
+  ) {
+    this.done = this.deliver(after).finally(() => source.ended(this));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.wakeWaiter?.();
+    // A handler failure is reported through `done`; closing after it is not an error.
+    await this.done.catch(() => undefined);
+  }
+
+  private async deliver(after: bigint): Promise<void> {
+    // The first handler call must not happen inside subscribeAll(), before the caller holds the subscription.
+    await Promise.resolve();
+    let cursor = after;
+    while (!this.closing) {
+      const batch = this.source.readAfter(cursor, this.batchSizeMax);
+      const last = batch[batch.length - 1];
+      if (last === undefined) {
+        await this.waitForAppend();
+        continue;
+      }
+      await this.handler(batch);
+      cursor = parseSqliteStorePosition(last.storePosition);
+      // Reads are synchronous and a handler may resolve at once: without this, catching up on a long
+      // backlog would run on microtasks alone and starve timers and I/O until it is done.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private waitForAppend(): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.source.removeAppendListener(wake);
+        this.wakeWaiter = null;
+        resolve();
+      };
+      const timer = setTimeout(wake, SUBSCRIPTION_POLL_MS);
+      this.source.addAppendListener(wake);
+      this.wakeWaiter = wake;
+    });
+  }
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    id: row.id,
+    streamId: row.stream_id,
+    revision: row.revision,
+    type: row.type,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    metadata: JSON.parse(row.metadata) as EventMetadata,
+    storePosition: formatSqliteStorePosition(row.seq),
+    createdAtMs: Number(row.created_at_ms),
+  };
+}
+
+function serializeJson(value: unknown, eventId: string, field: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`event ${eventId}: ${field} is not serializable as JSON`, { cause: error });
+  }
+}
+
+function expectedRevisionHolds(expected: ExpectedRevision, actual: bigint | 'no_stream'): boolean {
+  switch (expected) {
+    case 'any':
+      return true;
+    case 'no_stream':
+      return actual === 'no_stream';
+    case 'stream_exists':
+      return actual !== 'no_stream';
+    default:
+      return actual === expected;
+  }
+}
+
+// The checks below are the port's input rules; the EventStoreDB adapter applies the same ones, so
+// both adapters accept and refuse the same appends (the contract suite holds them to it).
+
+function sameEventIds(stored: ReadonlyArray<{ id: string }>, events: ReadonlyArray<{ id: string }>): boolean {
+  return stored.length === events.length && stored.every((event, index) => event.id === events[index]?.id);
+}
+
+function checkAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
+  checkStreamId(streamId);
+  if (typeof expected === 'bigint') {
+    checkRevision(expected, 'expected revision');
+  } else if (expected !== 'any' && expected !== 'no_stream' && expected !== 'stream_exists') {
+    throw new TypeError(`invalid expected revision ${String(expected)}: expected "no_stream", "stream_exists", "any" or a bigint`);
+  }
+  if (!Array.isArray(events) || events.length < 1 || events.length > APPEND_EVENTS_MAX) {
+    const count = Array.isArray(events) ? String(events.length) : 'no array of';
+    throw new RangeError(`an append carries 1 to ${APPEND_EVENTS_MAX} events (APPEND_EVENTS_MAX), not ${count}`);
+  }
+  const ids = new Set<string>();
+  for (const event of events) {
+    if (typeof event.id !== 'string' || !UUID_PATTERN.test(event.id)) {
+      throw new TypeError(`event id "${String(event.id)}" is not a lowercase UUID`);
+    }
+    if (ids.has(event.id)) throw new TypeError(`event id ${event.id} appears twice in one append`);
+    ids.add(event.id);
+    if (typeof event.type !== 'string' || event.type.length === 0) {
+      throw new TypeError(`event ${event.id}: type must be a non-empty string`);
+    }
+    if (event.type.startsWith('$')) {
+      throw new TypeError(`event ${event.id}: type "${event.type}" starts with "$", which is reserved for system events`);
+    }
+    if (!isJsonObject(event.data)) throw new TypeError(`event ${event.id}: data must be a JSON object`);
+    if (!isJsonObject(event.metadata) || typeof event.metadata.position !== 'string') {
+      throw new TypeError(`event ${event.id}: metadata must be a JSON object with a string "position"`);
+    }
+  }
+}
+
+function checkStreamId(streamId: string): void {
+  if (typeof streamId !== 'string' || streamId.length === 0) throw new TypeError('a stream id must be a non-empty string');
+  if (streamId.startsWith('$')) {
+    throw new TypeError(`stream id "${streamId}" starts with "$", which is reserved for system streams`);
+  }
+}
+
+function checkRevision(revision: bigint, what: string): void {
+  if (typeof revision !== 'bigint' || revision < 0n) throw new RangeError(`${what} must be a bigint >= 0, not ${String(revision)}`);
+}
+
+function checkReadCount(maxCount: number | undefined): number {
+  if (maxCount === undefined) return READ_COUNT_MAX;
+  if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > READ_COUNT_MAX) {
+    throw new RangeError(`maxCount must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(maxCount)}`);
+  }
+  return maxCount;
+}
+
+function checkBatchSizeMax(batchSizeMax: number | undefined): number {
+  if (batchSizeMax === undefined) return SUBSCRIPTION_BATCH_SIZE_DEFAULT;
+  if (!Number.isInteger(batchSizeMax) || batchSizeMax < 1 || batchSizeMax > READ_COUNT_MAX) {
+    throw new RangeError(`batchSizeMax must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(batchSizeMax)}`);
+  }
+  return batchSizeMax;
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,413 @@
+/**
+ * The embedded adapter of the read-model port (see read-model-store.ts), on SQLite through
+ * better-sqlite3. Each collection is a table with real columns for what queries filter and sort on,
+ * plus the whole document as JSON, which is what reads return (so documents round-trip exactly,
+ * metadata included, and amounts stay digit strings: no INTEGER amount is ever read back as a JS number).
+ *
+ * Every write is an upsert guarded by position (`ON CONFLICT ... DO UPDATE ... WHERE excluded.position >
+ * stored.position`), and a whole batch plus its checkpoints commits in one SQLite transaction.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
+import { isPosition } from '../domain/position';
+import {
+  PAGE_SIZE_MAX,
+  type AccountDoc,
+  type BalanceHistoryDoc,
+  type Checkpoint,
+  type Page,
+  type ReadModelStore,
+  type ReadModelWrite,
+  type TransactionDoc,
+  type TransactionQuery,
+} from './read-model-store';
+
+/** Bumped when the tables change; read models are rebuildable, so a mismatch means "rebuild", not "migrate". */
+const SCHEMA_VERSION = 1;
+
+/** Dynamic find statements are keyed by which filters are present (IN lists are bound as one JSON array), so at most 2^8 shapes exist. */
+const FIND_STATEMENTS_MAX = 256;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS accounts (
+    id       TEXT PRIMARY KEY,
+    position TEXT NOT NULL,
+    doc      TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE IF NOT EXISTS transactions (
+    id               TEXT PRIMARY KEY,
+    position         TEXT NOT NULL,
+    created_position TEXT NOT NULL,
+    -- canonical toISOString() form, so string order is time order whatever form the writer used
+    created_at       TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    -- exact minor units for minAmount (int64; the exact digits live in doc)
+    amount_minor     INTEGER NOT NULL,
+    large            INTEGER NOT NULL,
+    doc              TEXT NOT NULL
+  );
+  -- Unique: the cursor is a createdPosition alone, so two transactions sharing one would break paging.
+  CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_created_position ON transactions (created_position);
+  CREATE INDEX IF NOT EXISTS transactions_by_large ON transactions (large, created_position);
+  CREATE INDEX IF NOT EXISTS transactions_by_created_at ON transactions (created_at);
+
+  -- Per-account history: one row per entry of the document's accountIds, in the same order as the feed.
+  CREATE TABLE IF NOT EXISTS transaction_accounts (
+    account_id       TEXT NOT NULL,
+    created_position TEXT NOT NULL,
+    transaction_id   TEXT NOT NULL,
+    PRIMARY KEY (account_id, created_position, transaction_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS transaction_accounts_by_transaction ON transaction_accounts (transaction_id);
+
+  CREATE TABLE IF NOT EXISTS balance_history (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    -- canonical toISOString() form, see transactions.created_at
+    at         TEXT NOT NULL,
+    position   TEXT NOT NULL,
+    doc        TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS balance_history_by_account_time ON balance_history (account_id, at, position);
+
+  CREATE TABLE IF NOT EXISTS checkpoints (
+    projection     TEXT PRIMARY KEY,
+    position       TEXT NOT NULL,
+    store_position TEXT NOT NULL,
+    updated_at_ms  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+`;
+
+interface DocRow {
+  doc: string;
+}
+interface CountRow {
+  n: number;
+}
+interface CheckpointRow {
+  position: string;
+  store_position: string;
+  updated_at_ms: number;
+}
+
+export class SqliteReadModelStore implements ReadModelStore {
+  readonly kind = 'embedded';
+
+  private readonly upsertAccount;
+  private readonly upsertTransaction;
+  private readonly deleteTransactionAccounts;
+  private readonly insertTransactionAccount;
+  private readonly upsertBalanceHistory;
+  private readonly upsertCheckpoint;
+  private readonly selectCheckpoint;
+  private readonly selectAccountsByIds;
+  private readonly selectTransactionsByIds;
+  private readonly selectAccountsAfter;
+  private readonly selectAccountsFirst;
+  private readonly countAccounts;
+  private readonly selectBalanceAt;
+  private readonly findStatements = new Map<string, Database.Statement<[Record<string, unknown>], unknown>>();
+  private readonly applyBatchTransaction: (writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => void;
+
+  private constructor(private readonly db: Database.Database) {
+    this.upsertAccount = db.prepare<[string, string, string]>(
+      `INSERT INTO accounts (id, position, doc) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET position = excluded.position, doc = excluded.doc
+       WHERE excluded.position > accounts.position`,
+    );
+    this.upsertTransaction = db.prepare<[TransactionParams]>(
+      `INSERT INTO transactions (id, position, created_position, created_at, kind, status, amount_minor, large, doc)
+       VALUES (@id, @position, @createdPosition, @createdAt, @kind, @status, @amountMinor, @large, @doc)
+       ON CONFLICT (id) DO UPDATE SET
+         position = excluded.position, created_position = excluded.created_position, created_at = excluded.created_at,
+         kind = excluded.kind, status = excluded.status, amount_minor = excluded.amount_minor, large = excluded.large,
+         doc = excluded.doc
+       WHERE excluded.position > transactions.position`,
+    );
+    this.deleteTransactionAccounts = db.prepare<[string]>('DELETE FROM transaction_accounts WHERE transaction_id = ?');
+    this.insertTransactionAccount = db.prepare<[string, string, string]>(
+      'INSERT OR IGNORE INTO transaction_accounts (account_id, created_position, transaction_id) VALUES (?, ?, ?)',
+    );
+    this.upsertBalanceHistory = db.prepare<[string, string, string, string, string]>(
+      `INSERT INTO balance_history (id, account_id, at, position, doc) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, at = excluded.at, position = excluded.position,
+         doc = excluded.doc
+       WHERE excluded.position > balance_history.position`,
+    );
+    this.upsertCheckpoint = db.prepare<[string, string, string, number]>(
+      `INSERT INTO checkpoints (projection, position, store_position, updated_at_ms) VALUES (?, ?, ?, ?)
+       ON CONFLICT (projection) DO UPDATE SET position = excluded.position, store_position = excluded.store_position,
+         updated_at_ms = excluded.updated_at_ms`,
+    );
+    this.selectCheckpoint = db.prepare<[string], CheckpointRow>(
+      'SELECT position, store_position, updated_at_ms FROM checkpoints WHERE projection = ?',
+    );
+    // The ids travel as one JSON array, so one statement serves any number of ids (the dataloader's batches).
+    this.selectAccountsByIds = db.prepare<[string], { id: string; doc: string }>(
+      'SELECT id, doc FROM accounts WHERE id IN (SELECT value FROM json_each(?))',
+    );
+    this.selectTransactionsByIds = db.prepare<[string], { id: string; doc: string }>(
+      'SELECT id, doc FROM transactions WHERE id IN (SELECT value FROM json_each(?))',
+    );
+    this.selectAccountsAfter = db.prepare<[string, number], DocRow>('SELECT doc FROM accounts WHERE id > ? ORDER BY id LIMIT ?');
+    this.selectAccountsFirst = db.prepare<[number], DocRow>('SELECT doc FROM accounts ORDER BY id LIMIT ?');
+    this.countAccounts = db.prepare<[], CountRow>('SELECT COUNT(*) AS n FROM accounts');
+    this.selectBalanceAt = db.prepare<[string, string], DocRow>(
+      `SELECT doc FROM balance_history WHERE account_id = ? AND at <= ?
+       ORDER BY at DESC, position DESC LIMIT 1`,
+    );
+    this.applyBatchTransaction = db.transaction((writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => {
+      for (const write of writes) this.applyWrite(write);
+      for (const [projection, checkpoint] of Object.entries(checkpoints)) {
+        assertPosition(checkpoint.position, `checkpoint of "${projection}"`);
+        this.upsertCheckpoint.run(projection, checkpoint.position, checkpoint.storePosition, checkpoint.updatedAtMs);
+      }
+    });
+  }
+
+  static open(filePath: string): SqliteReadModelStore {
+    mkdirSync(dirname(filePath), { recursive: true });
+    const db = new Database(filePath);
+    try {
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode may lose the last commits on power loss (never corrupts). That is acceptable
+      // here and only here: read models are derived and the projections re-apply from their checkpoint,
+      // which commits in the same transaction as the documents, so both go back together.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      const version = db.pragma('user_version', { simple: true });
+      if (version !== 0 && version !== SCHEMA_VERSION) {
+        throw new Error(`read-model database ${filePath} has schema version ${String(version)}, expected ${SCHEMA_VERSION}: delete it to rebuild`);
+      }
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      return new SqliteReadModelStore(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  async applyBatch(writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>): Promise<void> {
+    this.applyBatchTransaction(writes, checkpoints);
+  }
+
+  async loadCheckpoint(projection: string): Promise<Checkpoint | null> {
+    const row = this.selectCheckpoint.get(projection);
+    if (!row) return null;
+    return { position: row.position, storePosition: row.store_position, updatedAtMs: row.updated_at_ms };
+  }
+
+  async getAccounts(ids: readonly string[]): Promise<Array<AccountDoc | null>> {
+    return this.getByIds<AccountDoc>(this.selectAccountsByIds, ids);
+  }
+
+  async listAccounts(afterId: string | null, limit: number): Promise<Page<AccountDoc>> {
+    assertLimit(limit);
+    // One read transaction, so the count and the page see the same snapshot.
+    return this.db.transaction(() => {
+      const rows = afterId === null ? this.selectAccountsFirst.all(limit + 1) : this.selectAccountsAfter.all(afterId, limit + 1);
+      const totalCount = this.countAccounts.get()?.n ?? 0;
+      return toPage<AccountDoc>(rows, limit, totalCount);
+    })();
+  }
+
+  async getTransactions(ids: readonly string[]): Promise<Array<TransactionDoc | null>> {
+    return this.getByIds<TransactionDoc>(this.selectTransactionsByIds, ids);
+  }
+
+  async findTransactions(query: TransactionQuery, beforeCreatedPosition: string | null, limit: number): Promise<Page<TransactionDoc>> {
+    assertLimit(limit);
+    if (beforeCreatedPosition !== null && !isPosition(beforeCreatedPosition)) {
+      throw new Error(`invalid transaction cursor "${beforeCreatedPosition}"`);
+    }
+    // Stored amounts are int64 (asserted on write): a larger minimum matches nothing, a smaller one everything.
+    if (query.minAmount != null && query.minAmount > INT64_MAX) return { docs: [], totalCount: 0, hasMore: false };
+
+    const where: string[] = [];
+    const params: Record<string, unknown> = {};
+    let from = 'transactions t';
+    let orderColumn = 't.created_position';
+    if (query.accountId != null) {
+      // Driven by the per-account index, which is already in feed order.
+      from = 'transaction_accounts ta JOIN transactions t ON t.id = ta.transaction_id';
+      orderColumn = 'ta.created_position';
+      where.push('ta.account_id = @accountId');
+      params.accountId = query.accountId;
+    }
+    // IN lists are bound as one JSON array, so the SQL text (and the cached statement) does not depend on their length.
+    if (query.kinds != null) {
+      where.push('t.kind IN (SELECT value FROM json_each(@kinds))');
+      params.kinds = JSON.stringify(query.kinds);
+    }
+    if (query.statuses != null) {
+      where.push('t.status IN (SELECT value FROM json_each(@statuses))');
+      params.statuses = JSON.stringify(query.statuses);
+    }
+    if (query.minAmount != null) {
+      where.push('t.amount_minor >= @minAmount');
+      params.minAmount = query.minAmount < INT64_MIN ? INT64_MIN : query.minAmount;
+    }
+    if (query.from != null) {
+      where.push('t.created_at >= @from');
+      params.from = canonicalInstant(query.from, 'from');
+    }
+    if (query.to != null) {
+      where.push('t.created_at <= @to');
+      params.to = canonicalInstant(query.to, 'to');
+    }
+    if (query.large != null) {
+      where.push('t.large = @large');
+      params.large = query.large ? 1 : 0;
+    }
+    const matching = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+    const count = this.findStatement(`SELECT COUNT(*) AS n FROM ${from}${matching}`);
+    if (beforeCreatedPosition !== null) {
+      where.push(`${orderColumn} < @before`);
+      params.before = beforeCreatedPosition;
+    }
+    const paged = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
+    const select = this.findStatement(`SELECT t.doc AS doc FROM ${from}${paged} ORDER BY ${orderColumn} DESC LIMIT @limitPlusOne`);
+
+    return this.db.transaction(() => {
+      // better-sqlite3 ignores named parameters a statement does not use, so the count can take @before along.
+      const totalCount = (count.get(params) as CountRow | undefined)?.n ?? 0;
+      const rows = select.all({ ...params, limitPlusOne: limit + 1 }) as DocRow[];
+      return toPage<TransactionDoc>(rows, limit, totalCount);
+    })();
+  }
+
+  async balanceAt(accountId: string, at: string): Promise<string | null> {
+    const row = this.selectBalanceAt.get(accountId, canonicalInstant(at, 'at'));
+    return row ? (JSON.parse(row.doc) as BalanceHistoryDoc).balance : null;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private applyWrite(write: ReadModelWrite): void {
+    switch (write.collection) {
+      case 'accounts': {
+        const doc = write.doc;
+        assertDocId(doc._id, doc.id, 'account');
+        assertPosition(doc.position, `account ${doc._id}`);
+        this.upsertAccount.run(doc._id, doc.position, JSON.stringify(doc));
+        return;
+      }
+      case 'transactions': {
+        const doc = write.doc;
+        assertDocId(doc._id, doc.id, 'transaction');
+        assertPosition(doc.position, `transaction ${doc._id}`);
+        assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
+        const applied = this.upsertTransaction.run({
+          id: doc._id,
+          position: doc.position,
+          createdPosition: doc.createdPosition,
+          createdAt: canonicalInstant(doc.createdAt, `transaction ${doc._id} createdAt`),
+          kind: doc.kind,
+          status: doc.status,
+          amountMinor: int64Amount(doc.amount, `transaction ${doc._id} amount`),
+          large: doc.large ? 1 : 0,
+          doc: JSON.stringify(doc),
+        });
+        // The index rows follow the document only when the guard let the write through.
+        if (applied.changes > 0) {
+          this.deleteTransactionAccounts.run(doc._id);
+          for (const accountId of doc.accountIds) this.insertTransactionAccount.run(accountId, doc.createdPosition, doc._id);
+        }
+        return;
+      }
+      case 'balanceHistory': {
+        const doc = write.doc;
+        assertDocId(doc._id, `${doc.accountId}:${doc.position}`, 'balance history');
+        assertPosition(doc.position, `balance history ${doc._id}`);
+        const at = canonicalInstant(doc.at, `balance history ${doc._id} at`);
+        this.upsertBalanceHistory.run(doc._id, doc.accountId, at, doc.position, JSON.stringify(doc));
+        return;
+      }
+      default: {
+        const unknownWrite: never = write;
+        throw new Error(`unknown read-model collection in ${JSON.stringify(unknownWrite)}`);
+      }
+    }
+  }
+
+  private getByIds<T>(statement: Database.Statement<[string], { id: string; doc: string }>, ids: readonly string[]): Array<T | null> {
+    if (ids.length === 0) return [];
+    const docById = new Map<string, string>();
+    for (const row of statement.all(JSON.stringify(ids))) docById.set(row.id, row.doc);
+    // Parsed per slot: a repeated id gets its own object, so no caller can alter another's copy.
+    return ids.map((id) => {
+      const doc = docById.get(id);
+      return doc === undefined ? null : (JSON.parse(doc) as T);
+    });
+  }
+
+  private findStatement(sql: string): Database.Statement<[Record<string, unknown>], unknown> {
+    let statement = this.findStatements.get(sql);
+    if (!statement) {
+      if (this.findStatements.size >= FIND_STATEMENTS_MAX) throw new Error(`invariant: more than ${FIND_STATEMENTS_MAX} find statement shapes`);
+      statement = this.db.prepare<[Record<string, unknown>]>(sql);
+      this.findStatements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+interface TransactionParams {
+  id: string;
+  position: string;
+  createdPosition: string;
+  createdAt: string;
+  kind: string;
+  status: string;
+  amountMinor: bigint;
+  large: number;
+  doc: string;
+}
+
+function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {
+  return {
+    docs: rows.slice(0, limit).map((row) => JSON.parse(row.doc) as T),
+    totalCount,
+    hasMore: rows.length > limit,
+  };
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
+    throw new RangeError(`page limit must be an integer from 0 to ${PAGE_SIZE_MAX}, got ${limit}`);
+  }
+}
+
+function assertPosition(value: string, what: string): void {
+  if (!isPosition(value)) throw new Error(`invariant: ${what} has invalid position "${value}"`);
+}
+
+function assertDocId(id: string, expected: string, what: string): void {
+  if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
+}
+
+/** Exact conversion from the digit string: a float would round amounts above 2^53. */
+function int64Amount(value: string, what: string): bigint {
+  const parsed = parseAmount(value);
+  if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
+  if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
+  return parsed.value;
+}
+
+/**
+ * Instants compare as strings only in one form: "…T10:00:00Z" sorts after "…T10:00:00.500Z" although
+ * it is earlier. Columns and query bounds both go through Date's ISO form (millisecond precision,
+ * which is what the ledger records).
+ */
+function canonicalInstant(value: string, what: string): string {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new Error(`${what} must be an ISO 8601 date-time, got "${value}"`);
+  return new Date(ms).toISOString();
+}

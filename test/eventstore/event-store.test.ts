@@ -1,0 +1,342 @@
+/**
+ * Runs the event-store contract against every adapter that is reachable: the embedded SQLite store
+ * always, EventStoreDB when EVENTSTORE_URL is set (e.g. esdb://localhost:2113?tls=false).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import {
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+  type AllStreamResolvedEvent,
+  type AppendExpectedRevision,
+  type EventStoreDBClient,
+  type JSONEventData,
+  type Position,
+  type ReadPosition,
+  type ReadRevision,
+  type SubscribeToAllOptions,
+} from '@eventstore/db-client';
+import { APPEND_EVENTS_MAX, READ_COUNT_MAX, WrongExpectedRevisionError, type NewEvent } from '../../src/eventstore/event-store';
+import { EventStoreDbEventStore } from '../../src/eventstore/eventstoredb-event-store';
+import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
+import { eventStoreContract } from './event-store.contract';
+
+function makeTempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-event-store-'));
+}
+
+function events(count: number): NewEvent[] {
+  return Array.from({ length: count }, (_, index) => ({
+    id: randomUUID(),
+    type: 'SqliteTested',
+    data: { index },
+    metadata: { position: `${String(index).padStart(16, '0')}-000000` },
+  }));
+}
+
+eventStoreContract('SqliteEventStore', async () => {
+  const dir = makeTempDir();
+  // A nested path: open() must create the missing parent directories.
+  const store = SqliteEventStore.open(path.join(dir, 'nested', 'events.sqlite'));
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/**
+ * The adapter's own logic (paging readAll past system events, inclusive reads turned exclusive,
+ * batching a subscription, the re-append check after WrongExpectedVersion, StreamNotFound) run
+ * against an in-memory imitation of the client. It imitates what the real server does as documented,
+ * so it complements the real-server run below, it does not replace it.
+ */
+eventStoreContract('EventStoreDbEventStore on an in-memory imitation of the client', async () => {
+  const store = new EventStoreDbEventStore(new FakeEventStoreDbClient() as unknown as EventStoreDBClient);
+  return { store, cleanup: () => store.close() };
+});
+
+describe('EventStoreDbEventStore on an in-memory imitation of the client: readAll', () => {
+  it('pages on past the system events until maxCount events are found', async () => {
+    const store = new EventStoreDbEventStore(new FakeEventStoreDbClient() as unknown as EventStoreDBClient);
+    try {
+      const marker = (await store.append('paging-marker', events(1), 'no_stream')).storePosition;
+      // Each append is followed by two system events: 300 appends make 900 entries in $all, more
+      // than one page of the adapter's reads holds.
+      const written = events(300);
+      let expected: bigint | 'no_stream' = 'no_stream';
+      for (const event of written) expected = (await store.append('paging', [event], expected)).nextExpectedRevision;
+
+      const firstPage = await store.readAll({ after: marker, maxCount: 250 });
+      expect(firstPage.map((event) => event.id)).toEqual(written.slice(0, 250).map((event) => event.id));
+      const rest = await store.readAll({ after: firstPage[firstPage.length - 1]?.storePosition });
+      expect(rest.map((event) => event.id)).toEqual(written.slice(250).map((event) => event.id));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+const eventStoreUrl = process.env.EVENTSTORE_URL;
+if (eventStoreUrl !== undefined && eventStoreUrl !== '') {
+  eventStoreContract('EventStoreDbEventStore', async () => {
+    const store = EventStoreDbEventStore.connect(eventStoreUrl);
+    return { store, cleanup: () => store.close() };
+  });
+} else {
+  console.warn('EventStoreDB contract suite skipped: EVENTSTORE_URL is not set');
+  describe.skip('EventStoreDbEventStore (skipped: EVENTSTORE_URL is not set)', () => {
+    eventStoreContract('EventStoreDbEventStore', async () => {
+      throw new Error('unreachable: the suite is skipped');
+    });
+  });
+}
+
+describe('SqliteEventStore on disk', () => {
+  let dir: string;
+  let file: string;
+
+  beforeEach(() => {
+    dir = makeTempDir();
+    file = path.join(dir, 'events.sqlite');
+  });
+
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps every appended event across close and reopen, and goes on from there', async () => {
+    const first = SqliteEventStore.open(file);
+    const written = events(5);
+    const firstResult = await first.append('account-1', written.slice(0, 3), 'no_stream');
+    const secondResult = await first.append('account-1', written.slice(3), firstResult.nextExpectedRevision);
+    const before = await first.readAll();
+    await first.close();
+
+    const reopened = SqliteEventStore.open(file);
+    try {
+      expect(await reopened.readAll()).toEqual(before);
+      expect((await reopened.readStream('account-1')).map((event) => event.id)).toEqual(written.map((event) => event.id));
+      // The revision check and the idempotent re-append see what the previous process wrote.
+      await expect(reopened.append('account-1', events(1), firstResult.nextExpectedRevision)).rejects.toBeInstanceOf(
+        WrongExpectedRevisionError,
+      );
+      expect(await reopened.append('account-1', written.slice(3), firstResult.nextExpectedRevision)).toEqual(secondResult);
+
+      const more = events(1);
+      const moreResult = await reopened.append('account-1', more, secondResult.nextExpectedRevision);
+      expect(moreResult.nextExpectedRevision).toBe(5n);
+      const after = await reopened.readAll({ after: secondResult.storePosition });
+      expect(after.map((event) => event.id)).toEqual(more.map((event) => event.id));
+      expect(after[0]?.storePosition).toBe(moreResult.storePosition);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('delivers to a subscription the events another store instance (process) appends to the same file', async () => {
+    const subscriber = SqliteEventStore.open(file);
+    const writer = SqliteEventStore.open(file);
+    try {
+      const received: string[] = [];
+      const subscription = subscriber.subscribeAll({}, async (batch) => {
+        received.push(...batch.map((event) => event.id));
+      });
+      const written = events(3);
+      await writer.append('account-2', written, 'no_stream');
+
+      // No in-process notification crosses instances: the fallback poll must find them.
+      const deadline = Date.now() + 5000;
+      while (received.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(received).toEqual(written.map((event) => event.id));
+      await subscription.close();
+    } finally {
+      await writer.close();
+      await subscriber.close();
+    }
+  });
+
+  it(`appends APPEND_EVENTS_MAX (${APPEND_EVENTS_MAX}) events at once and reads them back in pages`, async () => {
+    const store = SqliteEventStore.open(file);
+    try {
+      const written = events(APPEND_EVENTS_MAX);
+      const result = await store.append('batch', written, 'no_stream');
+      expect(result.nextExpectedRevision).toBe(BigInt(APPEND_EVENTS_MAX - 1));
+
+      const firstPage = await store.readAll();
+      expect(firstPage).toHaveLength(READ_COUNT_MAX);
+      const secondPage = await store.readAll({ after: firstPage[firstPage.length - 1]?.storePosition });
+      expect([...firstPage, ...secondPage].map((event) => event.id)).toEqual(written.map((event) => event.id));
+      expect(secondPage[secondPage.length - 1]?.storePosition).toBe(result.storePosition);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses an event id already stored elsewhere, naming where', async () => {
+    const store = SqliteEventStore.open(file);
+    try {
+      const [event] = events(1) as [NewEvent];
+      await store.append('account-3', [event], 'no_stream');
+      await expect(store.append('account-4', [event], 'no_stream')).rejects.toThrow(
+        `event id ${event.id} is already stored (stream "account-3", revision 0)`,
+      );
+      expect(await store.readStream('account-4')).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// An in-memory imitation of the EventStoreDB client, only the calls the adapter makes, with the
+// server's documented behaviour: reads from a position include it, subscriptions start after it,
+// readAll has no filter, subscribeToAll filters on the event type, system events are interleaved,
+// a missing stream fails the read with StreamNotFoundError, and no duplicate-id de-duplication (as
+// when the re-append falls outside the server's window).
+
+interface FakeRecord {
+  streamId: string;
+  id: string;
+  isJson: true;
+  revision: bigint;
+  type: string;
+  created: Date;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown> | undefined;
+  position: Position;
+}
+
+type FakeSubscription = PassThrough & { unsubscribe(): Promise<void> };
+
+class FakeEventStoreDbClient {
+  private readonly log: FakeRecord[] = [];
+  private readonly streams = new Map<string, FakeRecord[]>();
+  private readonly live = new Set<{ subscription: FakeSubscription; typeFilter: RegExp | null }>();
+  private logPosition = 1000n;
+
+  async appendToStream(
+    streamName: string,
+    events: JSONEventData[],
+    options: { expectedRevision?: AppendExpectedRevision } = {},
+  ): Promise<{ success: true; nextExpectedRevision: bigint; position: Position }> {
+    await Promise.resolve();
+    const stream = this.streams.get(streamName) ?? [];
+    const current = stream.length === 0 ? 'no_stream' : BigInt(stream.length - 1);
+    const expected = options.expectedRevision ?? 'any';
+    const holds =
+      expected === 'any' ||
+      (expected === 'no_stream' && current === 'no_stream') ||
+      (expected === 'stream_exists' && current !== 'no_stream') ||
+      (typeof expected === 'bigint' && current === expected);
+    if (!holds) throw new WrongExpectedVersionError(undefined, { streamName, expected, current });
+    let last: FakeRecord | undefined;
+    for (const event of events) {
+      last = this.record(
+        streamName,
+        event.id,
+        event.type,
+        event.data as Record<string, unknown>,
+        event.metadata as Record<string, unknown> | undefined,
+      );
+    }
+    // The server writes its own events too: a $-typed link and an event in a $-stream.
+    this.record(`$ce-${streamName.split('-')[0] ?? ''}`, randomUUID(), '$>', {}, undefined);
+    this.record('$stats-fake', randomUUID(), 'StatsCollected', {}, undefined);
+    if (last === undefined) throw new Error('the fake needs at least one event');
+    return { success: true, nextExpectedRevision: last.revision, position: last.position };
+  }
+
+  readStream(
+    streamName: string,
+    options: { direction?: 'forwards' | 'backwards'; fromRevision?: ReadRevision; maxCount?: number | bigint } = {},
+  ): AsyncIterable<{ event: FakeRecord }> {
+    const stream = this.streams.get(streamName);
+    const forwards = (options.direction ?? 'forwards') === 'forwards';
+    const maxCount = Number(options.maxCount ?? Number.MAX_SAFE_INTEGER);
+    const from = options.fromRevision ?? (forwards ? 'start' : 'end');
+    return (async function* read() {
+      await Promise.resolve();
+      if (stream === undefined) throw new StreamNotFoundError(undefined, streamName);
+      const selected = forwards
+        ? stream.filter((event) => from === 'start' || (from !== 'end' && event.revision >= from))
+        : [...stream].reverse().filter((event) => from === 'end' || (from !== 'start' && event.revision <= from));
+      for (const event of selected.slice(0, maxCount)) yield { event };
+    })();
+  }
+
+  readAll(options: { fromPosition?: ReadPosition; maxCount?: number | bigint } = {}): AsyncIterable<AllStreamResolvedEvent> {
+    const from = options.fromPosition ?? 'start';
+    const maxCount = Number(options.maxCount ?? Number.MAX_SAFE_INTEGER);
+    const selected = this.log.filter((event) => from === 'start' || (from !== 'end' && !isBefore(event.position, from)));
+    return (async function* read() {
+      await Promise.resolve();
+      for (const event of selected.slice(0, maxCount)) yield { event };
+    })();
+  }
+
+  subscribeToAll(options: SubscribeToAllOptions = {}): FakeSubscription {
+    const subscription = Object.assign(new PassThrough({ objectMode: true }), {
+      unsubscribe: async (): Promise<void> => {
+        this.live.delete(entry);
+      },
+    });
+    const filter = options.filter;
+    const entry = { subscription, typeFilter: filter !== undefined && 'regex' in filter ? new RegExp(filter.regex) : null };
+    const from = options.fromPosition ?? 'start';
+    // Like the server: the catch-up part arrives asynchronously, then live events follow in order.
+    setImmediate(() => {
+      for (const event of this.log) {
+        if (from === 'start' || (from !== 'end' && isBefore(from, event.position))) this.push(entry, event);
+      }
+      this.live.add(entry);
+    });
+    return subscription;
+  }
+
+  async dispose(): Promise<void> {
+    this.live.clear();
+  }
+
+  private record(
+    streamId: string,
+    id: string,
+    type: string,
+    data: Record<string, unknown>,
+    metadata: Record<string, unknown> | undefined,
+  ): FakeRecord {
+    const stream = this.streams.get(streamId) ?? [];
+    this.streams.set(streamId, stream);
+    // Irregular gaps, and commit = prepare as for events appended outside explicit transactions.
+    this.logPosition += 100n + BigInt(this.log.length % 7);
+    const event: FakeRecord = {
+      streamId,
+      id,
+      isJson: true,
+      revision: BigInt(stream.length),
+      type,
+      created: new Date(),
+      data: structuredClone(data),
+      metadata: structuredClone(metadata),
+      position: { commit: this.logPosition, prepare: this.logPosition },
+    };
+    stream.push(event);
+    this.log.push(event);
+    for (const entry of this.live) this.push(entry, event);
+    return event;
+  }
+
+  private push(entry: { subscription: FakeSubscription; typeFilter: RegExp | null }, event: FakeRecord): void {
+    if (entry.typeFilter !== null && !entry.typeFilter.test(event.type)) return;
+    entry.subscription.write({ event });
+  }
+}
+
+function isBefore(a: Position, b: Position): boolean {
+  return a.commit < b.commit || (a.commit === b.commit && a.prepare < b.prepare);
+}
