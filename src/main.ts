@@ -1,8 +1,5 @@
-import type { AddressInfo } from 'node:net';
-import { mintToken, resolveJwtSecret } from './api/auth';
-import { buildSchema } from './api/schema';
-import { createApiServer } from './api/server';
-import { composeLedger } from './app/compose';
+import { mintToken } from './api/auth';
+import { startLedgerServer } from './app/start-server';
 import { ConfigError, loadConfig } from './config';
 
 /** Starts one ledger node from the environment and serves the API. */
@@ -18,30 +15,16 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const ledger = await composeLedger(config, {
+  const running = await startLedgerServer(config, {
     onError: (where, error) => console.error(`ledger: ${where} failed, retrying: ${error.message}`),
     onFatal: (error) => {
       console.error('ledger: fatal error, stopping so that nothing doubtful is acknowledged', error);
       process.exit(1);
     },
   });
-  const secret = resolveJwtSecret(config.jwtSecret, config.dataDir);
-  let ready = true;
-  const server = createApiServer({
-    schema: buildSchema(),
-    ledger: ledger.api,
-    jwtKey: secret.key,
-    production: config.production,
-    health: () => {
-      const status = ledger.node.status();
-      return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  const { port } = server.address() as AddressInfo;
-  const url = `http://localhost:${port}/graphql`;
+  const { url, port, secret } = running;
 
-  const lines = [`ledger ${config.nodeId} listening on ${url} (health: http://localhost:${port}/health)`, ...ledger.describeStores().map((s) => `  ${s}`)];
+  const lines = [`ledger ${config.nodeId} listening on ${url} (health: http://localhost:${port}/health)`, ...running.ledger.describeStores().map((s) => `  ${s}`)];
   if (secret.source !== 'LEDGER_JWT_SECRET') {
     const adminToken = await mintToken(secret.key, { sub: 'admin', roles: ['admin'] }, '30d');
     lines.push(
@@ -53,17 +36,14 @@ async function main(): Promise<void> {
       `      -d '{"query":"mutation { openAccount(input: {id: \\"alice\\", initialBalance: \\"10000\\"}) { ... on OpenAccountSuccess { account { id balance } position } ... on LedgerError { code message } } }"}'`,
     );
   } else {
-    lines.push('  JWT secret: from LEDGER_JWT_SECRET', "  mint a token with: npm run token -- --role teller");
+    lines.push('  JWT secret: from LEDGER_JWT_SECRET', '  mint a token with: npm run token -- --role teller');
   }
   if (!config.production) lines.push(`  GraphiQL: open ${url} in a browser`);
   console.log(lines.join('\n'));
 
   const shutdown = async (signal: string) => {
-    ready = false;
     console.log(`ledger: ${signal} received, finishing in-flight commands`);
-    server.close();
-    server.closeAllConnections?.();
-    await ledger.close();
+    await running.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));

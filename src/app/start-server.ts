@@ -1,0 +1,55 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type JwtSecret, resolveJwtSecret } from '../api/auth';
+import { buildSchema } from '../api/schema';
+import { createApiServer } from '../api/server';
+import type { LedgerConfig } from '../config';
+import { type ComposeHooks, type ComposedLedger, composeLedger } from './compose';
+
+export interface RunningLedger {
+  server: Server;
+  ledger: ComposedLedger;
+  secret: JwtSecret;
+  port: number;
+  /** http://localhost:<port>/graphql */
+  url: string;
+  /** Stops taking requests, finishes in-flight commands, closes the stores. */
+  close(): Promise<void>;
+}
+
+/** Composes the ledger from the configuration and serves the API; used by main and the tests. */
+export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<RunningLedger> {
+  const ledger = await composeLedger(config, hooks);
+  const secret = resolveJwtSecret(config.jwtSecret, config.dataDir);
+  let ready = true;
+  const server = createApiServer({
+    schema: buildSchema(),
+    ledger: ledger.api,
+    jwtKey: secret.key,
+    production: config.production,
+    health: () => {
+      const status = ledger.node.status();
+      return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    ledger,
+    secret,
+    port,
+    url: `http://localhost:${port}/graphql`,
+    async close() {
+      ready = false;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await ledger.close();
+    },
+  };
+}
