@@ -129,6 +129,8 @@ export class LogStorage<C> {
         if (offset + HEADER_BYTES > bytes.length) { torn('truncated header'); break; }
         const length = bytes.readUInt32LE(offset);
         const checksum = bytes.readUInt32LE(offset + 4);
+        // A real record is never empty; zeros are a file extended by a crash before its data was written (crc32 of nothing is 0).
+        if (length === 0) { torn('empty record'); break; }
         if (length > ENTRY_BYTES_MAX || offset + HEADER_BYTES + length > bytes.length) { torn('truncated record'); break; }
         const payload = bytes.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length);
         if (crc32(payload) !== checksum) { torn('checksum mismatch'); break; }

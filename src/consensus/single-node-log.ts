@@ -204,9 +204,12 @@ export class SingleNodeLog<C, R> implements CommandLog<C, R> {
     const pending = this.pendingSnapshot;
     if (!pending || pending.index > this.durableElsewhereIndex) return;
     this.pendingSnapshot = null;
+    const previousSnapshotIndex = this.snapshotIndex;
     this.snapshots.save(pending.index, pending.serialized);
     this.snapshotIndex = pending.index;
-    this.storage?.compactThrough(pending.index);
+    // Compact only through the previous snapshot (the store keeps it too), so that if the newest one
+    // turns out unreadable, the previous one still finds every entry after it in the log.
+    this.storage?.compactThrough(previousSnapshotIndex);
   }
 
   private fail(error: Error, unresolved: Pending<C, R>[]): void {

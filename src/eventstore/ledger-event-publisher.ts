@@ -48,6 +48,7 @@ export class LedgerEventPublisher {
   private storedPosition = POSITION_ZERO;
   private expectedRevision: ExpectedRevision = 'no_stream';
   private durableIndex = 0;
+  private lastEnqueuedIndex = 0;
   private running: Promise<void> | null = null;
   private stopped = false;
   private lastError: Error | null = null;
@@ -76,11 +77,21 @@ export class LedgerEventPublisher {
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
-    const last = this.queue.at(-1);
-    if (last && index <= last.index) throw new Error(`invariant: entry ${index} published after ${last.index}`);
+    if (index <= this.lastEnqueuedIndex) throw new Error(`invariant: entry ${index} published after ${this.lastEnqueuedIndex}`);
+    this.lastEnqueuedIndex = index;
     this.queue.push({ index, timestampMs, events });
     this.queuedEvents += events.length;
-    if (!this.running && !this.stopped) this.running = this.drain();
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped) return;
+    // drain() may finish without awaiting anything; clear `running` only once it has settled, and
+    // pick up whatever was enqueued meanwhile.
+    this.running = this.drain().finally(() => {
+      this.running = null;
+      if (this.queue.length > 0) this.kick();
+    });
   }
 
   /** Resolves when everything enqueued so far is in the store (or the publisher stopped). */
@@ -94,8 +105,8 @@ export class LedgerEventPublisher {
   }
 
   private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0 && !this.stopped) {
+    let conflicts = 0;
+    while (this.queue.length > 0 && !this.stopped) {
         const { entries, events } = this.takeBatch();
         const fresh = events.filter((e) => e.metadata.position > this.storedPosition);
         try {
@@ -105,9 +116,18 @@ export class LedgerEventPublisher {
             this.storedPosition = fresh.at(-1)!.metadata.position;
           }
           this.lastError = null;
+          conflicts = 0;
         } catch (error) {
           this.lastError = error as Error;
-          if (!(error instanceof WrongExpectedRevisionError)) {
+          if (error instanceof WrongExpectedRevisionError) {
+            conflicts += 1;
+            // One conflict is expected after a crash or a competing replica; a run of them means
+            // something else writes this stream: back off rather than spin.
+            if (conflicts > 1) {
+              this.options.onError?.(error);
+              await delay(Math.min((this.options.retryDelayMs ?? 500) * conflicts, 5000));
+            }
+          } else {
             this.options.onError?.(error as Error);
             await delay(this.options.retryDelayMs ?? 500);
           }
@@ -121,9 +141,6 @@ export class LedgerEventPublisher {
         const lastIndex = entries.at(-1)!.index;
         this.durableIndex = lastIndex;
         this.options.onDurable?.(lastIndex);
-      }
-    } finally {
-      this.running = null;
     }
   }
 

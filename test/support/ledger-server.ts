@@ -42,3 +42,72 @@ export async function startTestLedger(env: Record<string, string> = {}): Promise
     },
   };
 }
+
+// ---- helpers for the end-to-end suites (test/api/e2e-*.test.ts) ----------------------------
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: any;
+}
+
+/**
+ * Sends one raw HTTP request with node:http, so tests control every header (a missing or wrong
+ * Content-Length, chunked bodies, no Authorization). `chunks` are written one by one; without
+ * `content-length` in `headers`, node sends them chunked.
+ */
+export async function rawRequest(
+  port: number,
+  options: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer; chunks?: Array<string | Buffer> },
+): Promise<RawResponse> {
+  const { request } = await import('node:http');
+  return new Promise<RawResponse>((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method: options.method ?? 'POST', path: options.path ?? '/graphql', headers: options.headers ?? {}, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => parts.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(parts).toString('utf8');
+          let json: any;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    // The server may answer (413, 411) and close before it has read what we send: that is the point.
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
+    });
+    if (options.chunks) for (const chunk of options.chunks) req.write(chunk);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
+
+/** POSTs a GraphQL request with exactly this Authorization header value (or none when null). */
+export async function gqlWithAuthorization(
+  url: string,
+  authorization: string | null,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (authorization !== null) headers.authorization = authorization;
+  const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  const text = await response.text();
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: response.status, headers: response.headers, body };
+}

@@ -1,0 +1,704 @@
+/**
+ * `npm run bench`: measures the real ledger server against two ceilings and writes bench/RESULTS.md.
+ *
+ * Every server and every load generator runs in a child process of its own; this process only
+ * orchestrates, prints and cleans up (children are stopped and temp folders removed on every exit,
+ * errors and Ctrl-C included). See bench/RESULTS.md for the method.
+ *
+ * Settings (environment):
+ *   BENCH_SECONDS            measured seconds per run (default 10)
+ *   BENCH_WARMUP_SECONDS     unmeasured warm-up before each run (default min(3, BENCH_SECONDS))
+ *   BENCH_CONNECTIONS        connections for single transfers (default 50)
+ *   BENCH_BATCH_CONNECTIONS  connections for batches of 100 and 1,000 (default 8 and 4)
+ *   BENCH_ACCOUNTS           accounts opened on the ledger (default 1000)
+ *   BENCH_PROFILE=1          afterwards, profile the ledger (node --cpu-prof) under single transfers and
+ *                            under batches of 1,000, and add the top self-time functions to the results
+ *   BENCH_PROFILE_DIR        keep the .cpuprofile files there (default: a temp folder, removed)
+ *   BENCH_ERRORS_ALLOWED     failed responses tolerated per run before the run is invalid (default 0)
+ *   BENCH_RESULTS            where to write the results (default bench/RESULTS.md; "-" for nowhere)
+ */
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { mintToken } from '../src/api/auth';
+import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
+import type { LoadMessage, LoadReport, LoadRequest } from './load';
+import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
+
+const ROOT = resolve(__dirname, '..');
+
+// ---- settings -----------------------------------------------------------------------------
+
+function intFromEnv(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
+  return value;
+}
+
+const SECONDS = intFromEnv('BENCH_SECONDS', 10, 1);
+const WARMUP_SECONDS = intFromEnv('BENCH_WARMUP_SECONDS', Math.min(3, SECONDS), 0);
+const CONNECTIONS = intFromEnv('BENCH_CONNECTIONS', 50, 1);
+const BATCH_CONNECTIONS_OVERRIDE = process.env.BENCH_BATCH_CONNECTIONS ? intFromEnv('BENCH_BATCH_CONNECTIONS', 8, 1) : null;
+const ACCOUNTS = intFromEnv('BENCH_ACCOUNTS', 1000, 2);
+const ERRORS_ALLOWED = intFromEnv('BENCH_ERRORS_ALLOWED', 0, 0);
+const PROFILE = process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true';
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : null;
+const RESULTS_PATH = process.env.BENCH_RESULTS === '-' ? null : resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'RESULTS.md'));
+
+/** Accounts open with this much (minor units), so that no transfer of the run can lack funds. */
+const OPENING_BALANCE = '1000000000000';
+const ACCOUNT_PREFIX = 'bench-';
+/** Openings per executeBatch: the ledger's batchOperationsMax. */
+const OPENINGS_PER_BATCH = 1000;
+
+const TARGETS = { singleVsBare: 0.5, singleVsGuarded: 0.75, batchedTransfersPerSecond: 50_000 } as const;
+
+// ---- child processes and cleanup -----------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Last-resort cleanup, synchronous so that it also runs from process 'exit'. */
+function killEverythingNow(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  children.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+process.on('exit', killEverythingNow);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    console.error(`\nbench: ${signal}, stopping the servers`);
+    killEverythingNow();
+    process.exit(130);
+  });
+}
+
+function makeTempDir(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `ledger-bench-${label}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolveExit) => {
+    const timer = setTimeout(() => resolveExit(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveExit(true);
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+interface ServerProcess {
+  name: string;
+  child: ChildProcess;
+  origin: string;
+  output(): string;
+  /** SIGTERM, then SIGKILL if it does not stop in time; resolves true on a clean stop. */
+  stop(): Promise<boolean>;
+}
+
+const OUTPUT_KEPT_BYTES = 64 * 1024;
+
+async function startServer(name: string, script: string, env: NodeJS.ProcessEnv, nodeFlags: string[] = []): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = track(
+    spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--import', './bench/orphan-guard.ts', script], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEPT_BYTES);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const origin = `http://127.0.0.1:${port}`;
+  const server: ServerProcess = {
+    name,
+    child,
+    origin,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return false;
+      child.kill('SIGTERM');
+      if (await waitForExit(child, 30_000)) return child.exitCode === 0;
+      child.kill('SIGKILL');
+      await waitForExit(child, 5_000);
+      return false;
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output}`);
+    }
+    try {
+      const response = await fetch(`${origin}/health`);
+      if (response.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new Error(`${name} did not answer GET /health with 200 within 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** CPU seconds a process has used so far (user + system, all threads); null where /proc is missing. */
+function cpuSecondsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+const CLOCK_TICKS_PER_SECOND = (() => {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+interface LoadOutcome {
+  report: LoadReport;
+  /** CPU the server used per second of the measured load (1 = one core busy), if measurable. */
+  serverCores: number | null;
+}
+
+async function runLoad(request: LoadRequest, serverPid: number | undefined): Promise<LoadOutcome> {
+  const child = track(fork(join(ROOT, 'bench', 'load.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  let started: { atMs: number; cpuSeconds: number | null } | null = null;
+  const answer = new Promise<LoadOutcome>((resolveAnswer, reject) => {
+    child.on('message', (message) => {
+      const m = message as LoadMessage;
+      if (m.type === 'started') {
+        started = { atMs: performance.now(), cpuSeconds: cpuSecondsOf(serverPid) };
+      } else if (m.type === 'report') {
+        const cpuSeconds = cpuSecondsOf(serverPid);
+        const s = started as { atMs: number; cpuSeconds: number | null } | null;
+        const serverCores = s && s.cpuSeconds !== null && cpuSeconds !== null ? (cpuSeconds - s.cpuSeconds) / ((performance.now() - s.atMs) / 1000) : null;
+        resolveAnswer({ report: m.report, serverCores });
+      } else {
+        reject(new Error(`load generator failed: ${m.error}`));
+      }
+    });
+    child.once('exit', (code, signal) => reject(new Error(`load generator exited (${code ?? signal}) without a report`)));
+  });
+  child.send(request);
+  try {
+    return await answer;
+  } finally {
+    await waitForExit(child, 5_000);
+  }
+}
+
+// ---- GraphQL over HTTP from this process (setup and checks, not measured) -------------------
+
+async function graphql(origin: string, token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const response = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json;q=0.9', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await response.text();
+  const body = JSON.parse(text) as { data?: Record<string, unknown>; errors?: unknown[] };
+  if (!response.ok || body.errors || !body.data) throw new Error(`GraphQL request failed with HTTP ${response.status}: ${text.slice(0, 1000)}`);
+  return body.data;
+}
+
+async function openAccounts(origin: string, token: string): Promise<void> {
+  for (let first = 0; first < ACCOUNTS; first += OPENINGS_PER_BATCH) {
+    const count = Math.min(OPENINGS_PER_BATCH, ACCOUNTS - first);
+    const operations = Array.from({ length: count }, (_, i) => ({
+      openAccount: { id: accountId(ACCOUNT_PREFIX, first + i), initialBalance: OPENING_BALANCE },
+    }));
+    const data = await graphql(origin, token, OPEN_ACCOUNTS_DOCUMENT, { input: { operations } });
+    const result = data.executeBatch as { __typename: string; accounts?: unknown[] };
+    if (result.__typename !== 'BatchSuccess' || result.accounts?.length !== count) {
+      throw new Error(`opening accounts failed: ${JSON.stringify(result).slice(0, 1000)}`);
+    }
+  }
+}
+
+/**
+ * Waits until the read models have caught up with everything written so far (one more transfer,
+ * then a read of it with atLeast), so that one run's projection backlog does not slow the next.
+ * Returns how long that took.
+ */
+async function waitForReadModels(origin: string, token: string): Promise<number> {
+  const started = Date.now();
+  const data = await graphql(origin, token, TRANSFER_DOCUMENT, {
+    input: { fromAccountId: accountId(ACCOUNT_PREFIX, 0), toAccountId: accountId(ACCOUNT_PREFIX, 1), amount: '1' },
+  });
+  const transfer = data.transfer as { __typename: string; position?: string; transaction?: { id: string } };
+  if (transfer.__typename !== 'TransferSuccess') throw new Error(`settling transfer failed: ${JSON.stringify(transfer)}`);
+  const deadline = started + 300_000;
+  for (;;) {
+    try {
+      await graphql(origin, token, 'query Caught($id: ID!, $at: Position) { transaction(id: $id, atLeast: $at) { id } }', {
+        id: transfer.transaction!.id,
+        at: transfer.position,
+      });
+      return Date.now() - started;
+    } catch (error) {
+      if (!String(error).includes('POSITION_NOT_REACHED') || Date.now() > deadline) throw error;
+    }
+  }
+}
+
+// ---- runs ---------------------------------------------------------------------------------
+
+interface RunFigures {
+  label: string;
+  target: 'bare' | 'guarded' | 'ledger';
+  workload: Workload;
+  connections: number;
+  report: LoadReport;
+  /** Requests per second that were verified successes. */
+  requestsPerSecond: number;
+  /** Transfers per second: requests per second times transfers per request. */
+  transfersPerSecond: number;
+  /** CPU the server process used during the measured run, in cores (1 = one core fully busy). */
+  serverCores: number | null;
+  /** Verified requests per CPU-second of the server: less sensitive to other load on the machine. */
+  requestsPerServerCpuSecond: number | null;
+  /** The machine's 1-minute load average at the end of the run (this bench's own processes included). */
+  loadAverage: number;
+  /** Ledger only: how long the read models took to catch up after the run. */
+  readModelCatchUpMs?: number;
+}
+
+let seed = 1;
+
+function specFor(workload: Workload): WorkloadSpec {
+  const bodyCount = workload.kind === 'transfer' ? 4096 : workload.transfersPerBatch >= 1000 ? 32 : 256;
+  return { workload, accountIdPrefix: ACCOUNT_PREFIX, accountCount: ACCOUNTS, bodyCount, seed: seed++ };
+}
+
+function failures(report: LoadReport): number {
+  const { ok: _ok, ...failed } = report.verdicts;
+  return Object.values(failed).reduce((a, b) => a + b, 0) + report.socketErrors + report.timeouts;
+}
+
+async function measure(
+  label: string,
+  target: RunFigures['target'],
+  server: ServerProcess,
+  token: string | null,
+  workload: Workload,
+  connections: number,
+): Promise<RunFigures> {
+  const { origin } = server;
+  const pid = server.child.pid;
+  const perRequest = workload.kind === 'transfer' ? 1 : workload.transfersPerBatch;
+  const thoroughEvery = workload.kind === 'transfer' ? 97 : 7;
+  if (WARMUP_SECONDS > 0) {
+    process.stdout.write(`  ${label}: warming up ${WARMUP_SECONDS} s ... `);
+    const warm = await runLoad({ origin, token, spec: specFor(workload), connections, durationSeconds: WARMUP_SECONDS, thoroughEvery }, pid);
+    assertValid(`${label} (warm-up)`, warm.report);
+    process.stdout.write(`measuring ${SECONDS} s ... `);
+  } else {
+    process.stdout.write(`  ${label}: measuring ${SECONDS} s ... `);
+  }
+  const { report, serverCores } = await runLoad({ origin, token, spec: specFor(workload), connections, durationSeconds: SECONDS, thoroughEvery }, pid);
+  assertValid(label, report);
+  const requestsPerSecond = report.successesPerSecond;
+  const loadAverage = loadavg()[0] ?? 0;
+  console.log(
+    `${fmt(requestsPerSecond)} req/s, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, server CPU ${serverCores === null ? '?' : serverCores.toFixed(2)} cores, load average ${loadAverage.toFixed(2)}`,
+  );
+  return {
+    label,
+    target,
+    workload,
+    connections,
+    report,
+    requestsPerSecond,
+    transfersPerSecond: requestsPerSecond * perRequest,
+    serverCores,
+    requestsPerServerCpuSecond: serverCores ? requestsPerSecond / serverCores : null,
+    loadAverage,
+  };
+}
+
+class InvalidBenchmarkError extends Error {}
+
+function assertValid(label: string, report: LoadReport): void {
+  const failed = failures(report);
+  if (report.successes === 0 || failed > ERRORS_ALLOWED) {
+    throw new InvalidBenchmarkError(
+      [
+        `INVALID BENCHMARK: ${label} had ${failed} failed responses and ${report.successes} successes (allowed failures: ${ERRORS_ALLOWED})`,
+        `  verdicts: ${JSON.stringify(report.verdicts)}, non-2xx: ${report.non2xx}, socket errors: ${report.socketErrors}, timeouts: ${report.timeouts}`,
+        ...report.failureSamples.map((s) => `  sample: ${s}`),
+      ].join('\n'),
+    );
+  }
+}
+
+function batchConnections(transfersPerBatch: number): number {
+  return BATCH_CONNECTIONS_OVERRIDE ?? (transfersPerBatch >= 1000 ? 4 : 8);
+}
+
+async function startLedger(label: string, secret: string, nodeFlags: string[] = []): Promise<ServerProcess> {
+  const dataDir = makeTempDir(label);
+  return startServer(
+    label,
+    'src/main.ts',
+    {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      LEDGER_DATA_DIR: join(dataDir, 'data'),
+      LEDGER_JWT_SECRET: secret,
+      LEDGER_NODE_ID: 'bench-1',
+      EVENTSTORE_URL: '',
+      MONGODB_URL: '',
+    },
+    nodeFlags,
+  );
+}
+
+async function withServer<T>(server: ServerProcess, body: (server: ServerProcess) => Promise<T>): Promise<T> {
+  try {
+    return await body(server);
+  } catch (error) {
+    const output = server.output().trim();
+    if (output) console.error(`\n--- ${server.name} output (last ${OUTPUT_KEPT_BYTES / 1024} KiB) ---\n${output}\n---`);
+    throw error;
+  } finally {
+    await server.stop();
+  }
+}
+
+interface ProfileRun {
+  label: string;
+  summary: ProfileSummary;
+  figures: RunFigures;
+}
+
+async function profileLedger(secret: string, token: string, workload: Workload, connections: number, label: string): Promise<ProfileRun> {
+  const name = `ledger-${workload.kind === 'transfer' ? 'transfer' : `batch${workload.transfersPerBatch}`}`;
+  // One folder per run: every thread writes a profile (tsx's module loader runs in a thread of its own).
+  const profileDir = PROFILE_DIR ? join(PROFILE_DIR, name) : makeTempDir(`profile-${name}`);
+  rmSync(profileDir, { recursive: true, force: true });
+  mkdirSync(profileDir, { recursive: true });
+  const server = await startLedger(`${name}-profiled`, secret, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+  let figures: RunFigures | undefined;
+  await withServer(server, async () => {
+    await openAccounts(server.origin, token);
+    figures = await measure(label, 'ledger', server, token, workload, connections);
+    await waitForReadModels(server.origin, token);
+    if (!(await server.stop())) throw new Error(`${server.name} did not stop cleanly, so it wrote no profile:\n${server.output()}`);
+  });
+  const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0) throw new Error(`no profile written to ${profileDir}`);
+  // The main thread's profile is the busy one.
+  const summaries = files.map((f) => summarizeCpuProfile(join(profileDir, f), 20));
+  const busiest = summaries.reduce((a, b) => (b.totalMs * (100 - b.idlePercent) > a.totalMs * (100 - a.idlePercent) ? b : a));
+  return { label, summary: busiest, figures: figures! };
+}
+
+// ---- report -------------------------------------------------------------------------------
+
+function fmt(value: number, digits = 0): string {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function pct(ratio: number): string {
+  return `${(ratio * 100).toFixed(1)}%`;
+}
+function verdict(pass: boolean): string {
+  return pass ? 'PASS' : 'MISS';
+}
+
+interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  freeMemoryGiB: number;
+  node: string;
+  os: string;
+}
+
+function describeMachine(): Machine {
+  const list = cpus();
+  return {
+    cpus: list.length,
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    freeMemoryGiB: Math.round((freemem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    os: `${platform()} ${release()}`,
+  };
+}
+
+function commandLine(): string {
+  const settings = [
+    'BENCH_SECONDS',
+    'BENCH_WARMUP_SECONDS',
+    'BENCH_CONNECTIONS',
+    'BENCH_BATCH_CONNECTIONS',
+    'BENCH_ACCOUNTS',
+    'BENCH_PROFILE',
+    'BENCH_ERRORS_ALLOWED',
+  ]
+    .filter((name) => process.env[name])
+    .map((name) => `${name}=${process.env[name]}`);
+  return [...settings, 'npm run bench'].join(' ');
+}
+
+const GENERATED_BEGIN = '<!-- BEGIN GENERATED by `npm run bench`: everything up to the END marker is overwritten -->';
+const GENERATED_END = '<!-- END GENERATED -->';
+const DEFAULT_HEADER = `# Benchmark results
+
+Generated by \`npm run bench\` (bench/run.ts); the method is described in bench/run.ts.
+`;
+
+function writeResults(markdown: string): void {
+  if (!RESULTS_PATH) return;
+  const section = `${GENERATED_BEGIN}\n${markdown.trim()}\n${GENERATED_END}`;
+  const existing = existsSync(RESULTS_PATH) ? readFileSync(RESULTS_PATH, 'utf8') : `${DEFAULT_HEADER}\n${GENERATED_BEGIN}\n${GENERATED_END}\n`;
+  const begin = existing.indexOf(GENERATED_BEGIN);
+  const end = existing.indexOf(GENERATED_END);
+  const next =
+    begin >= 0 && end > begin ? existing.slice(0, begin) + section + existing.slice(end + GENERATED_END.length) : `${existing.trimEnd()}\n\n${section}\n`;
+  writeFileSync(RESULTS_PATH, next);
+}
+
+// ---- main ---------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const machine = describeMachine();
+  const loadAverageBefore = loadavg()[0] ?? 0;
+  const secret = randomBytes(32).toString('base64url');
+  const token = await mintToken(new TextEncoder().encode(secret), { sub: 'bench', roles: ['teller'] }, '2h');
+  const transfer: Workload = { kind: 'transfer' };
+  const batch100: Workload = { kind: 'batch', transfersPerBatch: 100 };
+  const batch1000: Workload = { kind: 'batch', transfersPerBatch: 1000 };
+
+  console.log(
+    `ledger benchmark (load average ${loadAverageBefore.toFixed(2)}): ${SECONDS} s per run (+${WARMUP_SECONDS} s warm-up), ${CONNECTIONS} connections for single transfers, ` +
+      `${ACCOUNTS} accounts; ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}`,
+  );
+
+  console.log('ceiling (a), bare graphql-yoga + Pothos:');
+  const bare = await withServer(await startServer('ceiling-bare', 'bench/ceiling-bare.ts', { NODE_ENV: 'production' }), (s) =>
+    measure('bare transfer', 'bare', s, null, transfer, CONNECTIONS),
+  );
+
+  console.log('ceiling (b), the same behind the ledger\'s JWT verification and request limits:');
+  const guarded = await withServer(
+    await startServer('ceiling-guarded', 'bench/ceiling-guarded.ts', { NODE_ENV: 'production', LEDGER_JWT_SECRET: secret }),
+    (s) => measure('guarded transfer', 'guarded', s, token, transfer, CONNECTIONS),
+  );
+
+  console.log('ledger (src/main.ts, NODE_ENV=production, embedded stores in a temp folder):');
+  const ledgerRuns = await withServer(await startLedger('ledger', secret), async (s) => {
+    const opened = Date.now();
+    await openAccounts(s.origin, token);
+    console.log(`  opened ${fmt(ACCOUNTS)} accounts in ${Date.now() - opened} ms`);
+    const runs: RunFigures[] = [];
+    for (const [label, workload, connections] of [
+      ['ledger transfer', transfer, CONNECTIONS],
+      ['ledger batch of 100', batch100, batchConnections(100)],
+      ['ledger batch of 1,000', batch1000, batchConnections(1000)],
+    ] as const) {
+      const figures = await measure(label, 'ledger', s, token, workload, connections);
+      figures.readModelCatchUpMs = await waitForReadModels(s.origin, token);
+      console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
+      runs.push(figures);
+    }
+    return runs;
+  });
+  const [single, b100, b1000] = ledgerRuns as [RunFigures, RunFigures, RunFigures];
+
+  const profiles: ProfileRun[] = [];
+  if (PROFILE) {
+    console.log('profiling the ledger (node --cpu-prof; figures of profiled runs are not the results):');
+    profiles.push(await profileLedger(secret, token, transfer, CONNECTIONS, 'profiled ledger transfer'));
+    profiles.push(await profileLedger(secret, token, batch1000, batchConnections(1000), 'profiled ledger batch of 1,000'));
+  }
+
+  // ---- figures, targets, report ----
+  const vsBare = single.requestsPerSecond / bare.requestsPerSecond;
+  const vsGuarded = single.requestsPerSecond / guarded.requestsPerSecond;
+  // The same ratios per CPU-second of each server: what the ratio would be with a core to itself.
+  const perCpu = (a: RunFigures, b: RunFigures) =>
+    a.requestsPerServerCpuSecond !== null && b.requestsPerServerCpuSecond !== null ? a.requestsPerServerCpuSecond / b.requestsPerServerCpuSecond : null;
+  const vsBarePerCpu = perCpu(single, bare);
+  const vsGuardedPerCpu = perCpu(single, guarded);
+  const ratiosLine =
+    `ledger/bare ${pct(vsBare)}, ledger/guarded ${pct(vsGuarded)}` +
+    (vsBarePerCpu !== null && vsGuardedPerCpu !== null ? ` (per server CPU-second: ${pct(vsBarePerCpu)} and ${pct(vsGuardedPerCpu)})` : '');
+  const targets = [
+    { name: `ledger single transfer ≥ ${pct(TARGETS.singleVsBare)} of bare ceiling`, value: pct(vsBare), pass: vsBare >= TARGETS.singleVsBare },
+    { name: `ledger single transfer ≥ ${pct(TARGETS.singleVsGuarded)} of guarded ceiling`, value: pct(vsGuarded), pass: vsGuarded >= TARGETS.singleVsGuarded },
+    {
+      name: `ledger batches of 100 ≥ ${fmt(TARGETS.batchedTransfersPerSecond)} transfers/s`,
+      value: `${fmt(b100.transfersPerSecond)} transfers/s`,
+      pass: b100.transfersPerSecond >= TARGETS.batchedTransfersPerSecond,
+    },
+    {
+      name: `ledger batches of 1,000 ≥ ${fmt(TARGETS.batchedTransfersPerSecond)} transfers/s`,
+      value: `${fmt(b1000.transfersPerSecond)} transfers/s`,
+      pass: b1000.transfersPerSecond >= TARGETS.batchedTransfersPerSecond,
+    },
+  ];
+
+  const all = [bare, guarded, single, b100, b1000];
+  const tableRows = all.map((r) => {
+    const perRequest = r.workload.kind === 'transfer' ? 1 : r.workload.transfersPerBatch;
+    const cells = [
+      r.label,
+      String(perRequest),
+      String(r.connections),
+      fmt(r.requestsPerSecond),
+      fmt(r.transfersPerSecond),
+      fmt(r.report.latencyMs.p50),
+      fmt(r.report.latencyMs.p99),
+      fmt(r.report.successes),
+      String(failures(r.report)),
+      r.serverCores === null ? '?' : r.serverCores.toFixed(2),
+      r.requestsPerServerCpuSecond === null ? '?' : fmt(r.requestsPerServerCpuSecond * perRequest),
+      r.loadAverage.toFixed(2),
+      r.readModelCatchUpMs === undefined ? '–' : fmt(r.readModelCatchUpMs),
+    ];
+    return `| ${cells.join(' | ')} |`;
+  });
+  const table = [
+    '| run | transfers per request | connections | requests/s | transfers/s | p50 ms | p99 ms | verified successes | failed | server CPU (cores) | transfers per server CPU-s | load avg (1 min) | read models caught up after (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...tableRows,
+  ].join('\n');
+
+  console.log('\nresults (requests/s count verified successes only):');
+  console.log(table);
+  console.log(`\nratios: ${ratiosLine}`);
+  console.log('targets:');
+  for (const t of targets) console.log(`  ${verdict(t.pass)}  ${t.name}: ${t.value}`);
+  for (const p of profiles) console.log(`\nprofile: ${p.label} (${fmt(p.figures.requestsPerSecond)} req/s while profiled)\n${formatSummary(p.summary)}`);
+
+  const finishedAt = new Date();
+  const markdown = [
+    `## Latest run: ${startedAt.toISOString()}`,
+    '',
+    `- Command: \`${commandLine()}\``,
+    `- Machine: ${machine.cpus} CPUs (nproc; ${machine.cpuModel}), ${machine.memoryGiB} GiB memory, Node ${machine.node}, ${machine.os}`,
+    `- Settings: ${SECONDS} s measured per run after ${WARMUP_SECONDS} s warm-up; ${ACCOUNTS} accounts opened with ${OPENING_BALANCE} minor units each; ` +
+      `transfers of 1 to 999 minor units between random distinct accounts; batch runs use ${batchConnections(100)} connections (100 per batch) and ${batchConnections(1000)} (1,000 per batch)`,
+    `- Took ${fmt((finishedAt.getTime() - startedAt.getTime()) / 1000)} s`,
+    '',
+    table,
+    '',
+    `Ratios: ${ratiosLine}.`,
+    '',
+    `Load average (1 min) before the run: ${loadAverageBefore.toFixed(2)} on ${machine.cpus} CPUs` +
+      (loadAverageBefore > machine.cpus / 2 ? ' — the machine was busy with other work, so absolute figures are low and noisy; the per-CPU-second figures are the steadier ones.' : '.'),
+    '',
+    '| target | measured | verdict |',
+    '|---|---:|---|',
+    ...targets.map((t) => `| ${t.name} | ${t.value} | **${verdict(t.pass)}** |`),
+    ...profiles.flatMap((p) => [
+      '',
+      `### Profile: ${p.label} (${fmt(p.figures.requestsPerSecond)} req/s while profiled; self time, top 20)`,
+      '',
+      '```',
+      formatSummary(p.summary),
+      '```',
+    ]),
+  ].join('\n');
+  writeResults(markdown);
+  if (RESULTS_PATH) console.log(`\nwrote ${RESULTS_PATH}`);
+
+  const json = {
+    date: startedAt.toISOString(),
+    command: commandLine(),
+    machine,
+    settings: { seconds: SECONDS, warmupSeconds: WARMUP_SECONDS, connections: CONNECTIONS, accounts: ACCOUNTS },
+    runs: Object.fromEntries(
+      all.map((r) => [
+        r.label,
+        {
+          connections: r.connections,
+          transfersPerRequest: r.workload.kind === 'transfer' ? 1 : r.workload.transfersPerBatch,
+          requestsPerSecond: Math.round(r.requestsPerSecond),
+          transfersPerSecond: Math.round(r.transfersPerSecond),
+          p50Ms: r.report.latencyMs.p50,
+          p99Ms: r.report.latencyMs.p99,
+          successes: r.report.successes,
+          failed: failures(r.report),
+          serverCores: r.serverCores === null ? null : Number(r.serverCores.toFixed(3)),
+          loadAverage: Number(r.loadAverage.toFixed(2)),
+          ...(r.readModelCatchUpMs === undefined ? {} : { readModelCatchUpMs: r.readModelCatchUpMs }),
+        },
+      ]),
+    ),
+    ratios: {
+      ledgerVsBare: Number(vsBare.toFixed(4)),
+      ledgerVsGuarded: Number(vsGuarded.toFixed(4)),
+      ledgerVsBarePerServerCpu: vsBarePerCpu === null ? null : Number(vsBarePerCpu.toFixed(4)),
+      ledgerVsGuardedPerServerCpu: vsGuardedPerCpu === null ? null : Number(vsGuardedPerCpu.toFixed(4)),
+    },
+    loadAverageBefore: Number(loadAverageBefore.toFixed(2)),
+    targets: targets.map((t) => ({ name: t.name, value: t.value, pass: t.pass })),
+  };
+  console.log(JSON.stringify(json));
+}
+
+main().then(
+  () => {
+    killEverythingNow();
+    process.exit(0);
+  },
+  (error: unknown) => {
+    console.error(`\nbench: ${error instanceof InvalidBenchmarkError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    killEverythingNow();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,141 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { mintToken } from '../../src/api/auth';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+const JWT_SECRET = 'crash-test-secret-crash-test-secret-42';
+const OUTPUT_KEPT_CHARS = 20_000;
+
+export interface GqlResponse<T> {
+  status: number;
+  body: { data?: T; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+}
+
+/**
+ * The real ledger server (src/main.ts under tsx) as a child process on a data folder, so that a
+ * test can SIGKILL it at any moment and start it again on the same folder.
+ */
+export class ChildLedger {
+  /** Known once the server printed its address. */
+  port = 0;
+  private token = '';
+  private outputText = '';
+  private exited: Promise<void>;
+  private hasExited = false;
+  private constructor(
+    readonly child: ChildProcess,
+    readonly dataDir: string,
+  ) {
+    const keep = (chunk: Buffer) => {
+      this.outputText = (this.outputText + chunk.toString('utf8')).slice(-OUTPUT_KEPT_CHARS);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.exited = once(child, 'exit').then(() => {
+      this.hasExited = true;
+    });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/graphql`;
+  }
+
+  /** What the server printed (the end of it), for failure messages. */
+  get output(): string {
+    return this.outputText;
+  }
+
+  get alive(): boolean {
+    return !this.hasExited;
+  }
+
+  /** Spawns the server; does not wait for it. */
+  static spawn(dataDir: string): ChildLedger {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LEDGER_DATA_DIR: dataDir,
+        LEDGER_JWT_SECRET: JWT_SECRET,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new ChildLedger(child, dataDir);
+  }
+
+  /** Spawns the server and resolves once /health answers 200. */
+  static async start(dataDir: string, timeoutMs = 20_000): Promise<ChildLedger> {
+    const ledger = ChildLedger.spawn(dataDir);
+    await ledger.ready(timeoutMs);
+    return ledger;
+  }
+
+  async ready(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.port === 0) {
+      const match = /listening on http:\/\/localhost:(\d+)\/graphql/.exec(this.outputText);
+      if (match) this.port = Number(match[1]);
+      else await this.pause(deadline, 'to listen');
+    }
+    for (;;) {
+      const status = await fetch(`http://127.0.0.1:${this.port}/health`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status === 200) break;
+      await this.pause(deadline, 'to be healthy');
+    }
+    this.token = await mintToken(new TextEncoder().encode(JWT_SECRET), { sub: 'crash-test', roles: ['admin'] }, '1h');
+  }
+
+  private async pause(deadline: number, what: string): Promise<void> {
+    if (this.hasExited) throw new Error(`the ledger exited before it was ready (${what}):\n${this.outputText}`);
+    if (Date.now() > deadline) throw new Error(`the ledger took too long ${what}:\n${this.outputText}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+
+  /** POSTs a GraphQL request as admin. Rejects when the connection fails (e.g. the server was killed). */
+  async gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GqlResponse<T>> {
+    const response = await fetch(this.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { status: response.status, body: (await response.json()) as GqlResponse<T>['body'] };
+  }
+
+  /** Like gql, but any GraphQL error fails the test with the server's output. */
+  async query<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const { status, body } = await this.gql<T>(query, variables);
+    if (status !== 200 || body.errors || !body.data) {
+      throw new Error(`query failed (${status}): ${JSON.stringify(body.errors ?? body)}\n${this.outputText.slice(-4000)}`);
+    }
+    return body.data;
+  }
+
+  /** SIGKILL now (no shutdown hooks run); resolves once the process is gone. */
+  async kill(): Promise<void> {
+    this.killNow();
+    await this.exited;
+  }
+
+  /** Sends SIGKILL synchronously, for use right where an acknowledgement arrives. */
+  killNow(): void {
+    if (!this.hasExited) this.child.kill('SIGKILL');
+  }
+
+  /** SIGTERM: the graceful shutdown (finish in-flight commands, flush, snapshot). */
+  async terminate(timeoutMs = 15_000): Promise<number | null> {
+    if (this.hasExited) return this.child.exitCode;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    return this.child.exitCode;
+  }
+}

@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LedgerCommand } from '../../src/domain/commands';
+import { type EntryResult, LedgerMachine } from '../../src/domain/ledger';
+import { DEFAULT_RULES } from '../../src/domain/rules';
+import type { EventStore } from '../../src/eventstore/event-store';
+import { LEDGER_STREAM, LedgerEventPublisher, eventIdOf } from '../../src/eventstore/ledger-event-publisher';
+import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
+
+/** Applies commands to a fresh machine and returns each entry's index, timestamp and result. */
+function entriesOf(commands: LedgerCommand[]): Array<{ index: number; timestampMs: number; result: EntryResult }> {
+  const machine = new LedgerMachine(DEFAULT_RULES);
+  return commands.map((command, i) => {
+    const envelope = { index: i + 1, timestampMs: 1_700_000_000_000 + i * 1000 };
+    return { ...envelope, result: machine.apply(envelope, command) };
+  });
+}
+
+const open = (id: string, initialBalance = '0'): LedgerCommand => ({ type: 'OpenAccount', input: { id, currency: 'USD', initialBalance, overdraftLimit: '0' } });
+const deposit = (accountId: string, amount: string): LedgerCommand => ({ type: 'Deposit', input: { accountId, amount } });
+
+describe('LedgerEventPublisher', () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'publisher-'));
+    store = SqliteEventStore.open(join(dir, 'events.sqlite'));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const commands = [open('a', '100'), open('b'), deposit('a', '5'), deposit('zz', '1') /* rejected: no events */, deposit('b', '7')];
+
+  it('appends every event in log order with ids derived from positions, and reports durable indexes', async () => {
+    const durable: number[] = [];
+    const publisher = new LedgerEventPublisher(store, { onDurable: (i) => durable.push(i) });
+    await publisher.start();
+    const entries = entriesOf(commands);
+    for (const e of entries) publisher.enqueue(e.index, e.timestampMs, e.result.events);
+    await publisher.flush();
+
+    const stored = await store.readStream(LEDGER_STREAM);
+    const expected = entries.flatMap((e) => e.result.events);
+    expect(stored.map((e) => e.metadata.position)).toEqual(expected.map((e) => e.position));
+    expect(stored.map((e) => e.id)).toEqual(expected.map((e) => eventIdOf(e.position)));
+    expect(stored.map((e) => e.type)).toEqual(expected.map((e) => e.event.type));
+    expect(stored.map((e) => e.revision)).toEqual(expected.map((_, i) => BigInt(i)));
+    expect(durable.at(-1)).toBe(5);
+    expect(publisher.backlogEvents).toBe(0);
+  });
+
+  it('after a crash, re-publishing the replayed log neither loses nor doubles an event', async () => {
+    const entries = entriesOf(commands);
+    const first = new LedgerEventPublisher(store);
+    await first.start();
+    // The previous run got the first three entries into the store, then died.
+    for (const e of entries.slice(0, 3)) first.enqueue(e.index, e.timestampMs, e.result.events);
+    await first.flush();
+
+    const restarted = new LedgerEventPublisher(store);
+    await restarted.start();
+    expect(restarted.publishedIndex).toBe(3);
+    for (const e of entries) restarted.enqueue(e.index, e.timestampMs, e.result.events);
+    await restarted.flush();
+
+    const stored = await store.readStream(LEDGER_STREAM);
+    const positions = stored.map((e) => e.metadata.position);
+    expect(new Set(positions).size).toBe(positions.length);
+    expect(positions).toEqual(entries.flatMap((e) => e.result.events.map((p) => p.position)));
+  });
+
+  it('when another writer got there first, it reads where the stream stands and skips what is there', async () => {
+    const entries = entriesOf(commands);
+    const publisher = new LedgerEventPublisher(store);
+    await publisher.start();
+    // Another replica appends entries 1-2 behind this publisher's back.
+    const other = new LedgerEventPublisher(store);
+    await other.start();
+    for (const e of entries.slice(0, 2)) other.enqueue(e.index, e.timestampMs, e.result.events);
+    await other.flush();
+
+    for (const e of entries) publisher.enqueue(e.index, e.timestampMs, e.result.events);
+    await publisher.flush();
+    const positions = (await store.readStream(LEDGER_STREAM)).map((e) => e.metadata.position);
+    expect(positions).toEqual(entries.flatMap((e) => e.result.events.map((p) => p.position)));
+  });
+
+  it('keeps retrying while the store fails, and loses nothing', async () => {
+    let failures = 2;
+    const flaky: EventStore = Object.create(store);
+    flaky.append = async (...args) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error('store unreachable');
+      }
+      return store.append(...args);
+    };
+    const errors: string[] = [];
+    const publisher = new LedgerEventPublisher(flaky, { retryDelayMs: 5, onError: (e) => errors.push(e.message) });
+    await publisher.start();
+    const entries = entriesOf(commands);
+    for (const e of entries) publisher.enqueue(e.index, e.timestampMs, e.result.events);
+    await publisher.flush();
+    expect(errors).toEqual(['store unreachable', 'store unreachable']);
+    expect((await store.readStream(LEDGER_STREAM)).length).toBe(entries.flatMap((e) => e.result.events).length);
+  });
+
+  it('refuses entries out of log order', async () => {
+    const publisher = new LedgerEventPublisher(store);
+    await publisher.start();
+    publisher.enqueue(2, 0, []);
+    expect(() => publisher.enqueue(2, 0, [])).toThrow(/published after/);
+  });
+});
