@@ -16,6 +16,9 @@
  *   BENCH_PROFILE_DIR        keep the .cpuprofile files there (default: a temp folder, removed)
  *   BENCH_ERRORS_ALLOWED     failed responses tolerated per run before the run is invalid (default 0)
  *   BENCH_RESULTS            where to write the results (default bench/RESULTS.md; "-" for nowhere)
+ *   BENCH_LEDGER_ENTRY       for experiments: the script that starts the ledger (default src/main.ts),
+ *                            e.g. bench/ledger-variant.ts; then results are written only where
+ *                            BENCH_RESULTS says
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,7 +51,11 @@ const ACCOUNTS = intFromEnv('BENCH_ACCOUNTS', 1000, 2);
 const ERRORS_ALLOWED = intFromEnv('BENCH_ERRORS_ALLOWED', 0, 0);
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true';
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? resolve(process.env.BENCH_PROFILE_DIR) : null;
-const RESULTS_PATH = process.env.BENCH_RESULTS === '-' ? null : resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'RESULTS.md'));
+const LEDGER_ENTRY = process.env.BENCH_LEDGER_ENTRY || 'src/main.ts';
+const RESULTS_PATH =
+  process.env.BENCH_RESULTS === '-' || (process.env.BENCH_RESULTS === undefined && LEDGER_ENTRY !== 'src/main.ts')
+    ? null
+    : resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'RESULTS.md'));
 
 /** Accounts open with this much (minor units), so that no transfer of the run can lack funds. */
 const OPENING_BALANCE = '1000000000000';
@@ -137,7 +144,7 @@ const OUTPUT_KEPT_BYTES = 64 * 1024;
 async function startServer(name: string, script: string, env: NodeJS.ProcessEnv, nodeFlags: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const child = track(
-    spawn(process.execPath, [...nodeFlags, '--import', 'tsx', '--import', './bench/orphan-guard.ts', script], {
+    spawn(process.execPath, [...nodeFlags, '--require', './bench/orphan-guard.cjs', '--import', 'tsx', script], {
       cwd: ROOT,
       env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -312,6 +319,8 @@ interface RunFigures {
   loadAverage: number;
   /** Ledger only: how long the read models took to catch up after the run. */
   readModelCatchUpMs?: number;
+  /** Ledger only: transfers per second counting the read models' catch-up time as part of the run. */
+  sustainedTransfersPerSecond?: number;
 }
 
 let seed = 1;
@@ -390,7 +399,7 @@ async function startLedger(label: string, secret: string, nodeFlags: string[] = 
   const dataDir = makeTempDir(label);
   return startServer(
     label,
-    'src/main.ts',
+    LEDGER_ENTRY,
     {
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
@@ -486,6 +495,7 @@ function commandLine(): string {
     'BENCH_ACCOUNTS',
     'BENCH_PROFILE',
     'BENCH_ERRORS_ALLOWED',
+    'BENCH_LEDGER_ENTRY',
   ]
     .filter((name) => process.env[name])
     .map((name) => `${name}=${process.env[name]}`);
@@ -538,7 +548,7 @@ async function main(): Promise<void> {
     (s) => measure('guarded transfer', 'guarded', s, token, transfer, CONNECTIONS),
   );
 
-  console.log('ledger (src/main.ts, NODE_ENV=production, embedded stores in a temp folder):');
+  console.log(`ledger (${LEDGER_ENTRY}, NODE_ENV=production, embedded stores in a temp folder):`);
   const ledgerRuns = await withServer(await startLedger('ledger', secret), async (s) => {
     const opened = Date.now();
     await openAccounts(s.origin, token);
@@ -551,6 +561,8 @@ async function main(): Promise<void> {
     ] as const) {
       const figures = await measure(label, 'ledger', s, token, workload, connections);
       figures.readModelCatchUpMs = await waitForReadModels(s.origin, token);
+      figures.sustainedTransfersPerSecond =
+        (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);
       console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
       runs.push(figures);
     }
@@ -608,12 +620,13 @@ async function main(): Promise<void> {
       r.requestsPerServerCpuSecond === null ? '?' : fmt(r.requestsPerServerCpuSecond * perRequest),
       r.loadAverage.toFixed(2),
       r.readModelCatchUpMs === undefined ? '–' : fmt(r.readModelCatchUpMs),
+      r.sustainedTransfersPerSecond === undefined ? '–' : fmt(r.sustainedTransfersPerSecond),
     ];
     return `| ${cells.join(' | ')} |`;
   });
   const table = [
-    '| run | transfers per request | connections | requests/s | transfers/s | p50 ms | p99 ms | verified successes | failed | server CPU (cores) | transfers per server CPU-s | load avg (1 min) | read models caught up after (ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| run | transfers per request | connections | requests/s | transfers/s | p50 ms | p99 ms | verified successes | failed | server CPU (cores) | transfers per server CPU-s | load avg (1 min) | read models caught up after (ms) | transfers/s incl. catch-up |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...tableRows,
   ].join('\n');
 
@@ -676,6 +689,7 @@ async function main(): Promise<void> {
           serverCores: r.serverCores === null ? null : Number(r.serverCores.toFixed(3)),
           loadAverage: Number(r.loadAverage.toFixed(2)),
           ...(r.readModelCatchUpMs === undefined ? {} : { readModelCatchUpMs: r.readModelCatchUpMs }),
+          ...(r.sustainedTransfersPerSecond === undefined ? {} : { sustainedTransfersPerSecond: Math.round(r.sustainedTransfersPerSecond) }),
         },
       ]),
     ),

@@ -1,25 +1,19 @@
 import { join } from 'node:path';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
-import type { EventStore } from '../eventstore/event-store';
-import { EventStoreDbEventStore } from '../eventstore/eventstoredb-event-store';
-import { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
-import { SqliteEventStore } from '../eventstore/sqlite-event-store';
-import { ProjectionRunner } from '../projections/projection-runner';
-import { LEDGER_PROJECTORS } from '../projections/projectors';
 import type { ReadModelStore } from '../projections/read-model-store';
 import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { LedgerApi } from '../api/schema';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
+import { WorkerEventPipeline } from './worker-event-pipeline';
 
 /**
  * The composition root: reads the configuration and wires one adapter per port. Nothing else
- * imports a driver.
+ * imports a driver (the pipeline worker opens its stores from the same configuration).
  */
 export interface ComposedLedger {
   node: LedgerNode;
   api: LedgerApi;
-  eventStore: EventStore;
   readModels: ReadModelStore;
   describeStores(): string[];
   close(): Promise<void>;
@@ -36,10 +30,15 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
       'MONGODB_URL is set, but this version has no MongoDB read-model adapter yet (it arrives with the MongoDB read-side work); unset MONGODB_URL to use the embedded read models',
     );
   }
-  const eventStore: EventStore = config.eventStoreUrl
-    ? EventStoreDbEventStore.connect(config.eventStoreUrl)
-    : SqliteEventStore.open(join(config.dataDir, 'events.sqlite'));
-  const readModels: ReadModelStore = SqliteReadModelStore.open(join(config.dataDir, 'read-models.sqlite'));
+  const eventStoreFile = join(config.dataDir, 'events.sqlite');
+  const readModelFile = join(config.dataDir, 'read-models.sqlite');
+  // Opened here first so that the read-model schema exists before the pipeline worker and the
+  // queries use it; this connection serves the queries.
+  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  const pipeline = new WorkerEventPipeline(
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
+    { onError: hooks.onError, onFatal: hooks.onFatal },
+  );
 
   const machine = new LedgerStateMachine(config.rules);
   const log = new SingleNodeLog(machine, {
@@ -47,38 +46,30 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     nodeId: config.nodeId,
     onFatal: hooks.onFatal,
   });
-  const publisher = new LedgerEventPublisher(eventStore, {
-    onDurable: (index) => log.setDurableElsewhereIndex(index),
-    onError: (error) => hooks.onError?.('event store append', error),
-  });
-  const projections = new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
-    onError: (error) => hooks.onError?.('projections', error),
-  });
-  const node = new LedgerNode(machine, log, publisher, projections);
+  const node = new LedgerNode(machine, log, pipeline);
   await node.start();
 
   const api: LedgerApi = {
     execute: (command) => node.execute(command),
     readModels,
-    waitForPosition: (position, timeoutMs) => projections.waitFor(position, timeoutMs),
+    waitForPosition: (position, timeoutMs) => pipeline.waitForPosition(position, timeoutMs),
     consensusStatus: () => node.status(),
-    projectionStatus: () => projections.status(),
+    projectionStatus: () => pipeline.projectionStatus(),
   };
 
   return {
     node,
     api,
-    eventStore,
     readModels,
     describeStores: () => [
       `command log: single node, durable at ${join(config.dataDir, 'node')}`,
-      config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${join(config.dataDir, 'events.sqlite')}`,
-      `read models: embedded SQLite at ${join(config.dataDir, 'read-models.sqlite')}`,
+      config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
+      `read models: embedded SQLite at ${readModelFile}`,
+      'event pipeline (event store appends, projections): worker thread',
     ],
     async close() {
       await node.stop();
       await readModels.close();
-      await eventStore.close();
     },
   };
 }

@@ -3,8 +3,7 @@ import { LogOverloadedError } from '../consensus/command-log';
 import type { LedgerCommand } from '../domain/commands';
 import { type CommandOutcome, type EntryResult, LedgerMachine, type LedgerSnapshot } from '../domain/ledger';
 import type { LedgerRules } from '../domain/rules';
-import type { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
-import type { ProjectionRunner } from '../projections/projection-runner';
+import type { EventPipeline } from './event-pipeline';
 
 /** Adapts the pure ledger machine to the command log's state-machine port. */
 export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResult> {
@@ -34,8 +33,8 @@ export interface LedgerNodeOptions {
 }
 
 /**
- * One ledger node: the command log, the state machine it drives, the publisher that moves applied
- * events into the event store, and the projections that follow the store. The API talks to this.
+ * One ledger node: the command log, the state machine it drives, and the event pipeline that moves
+ * applied events into the event store and the read models. The API talks to this.
  */
 export class LedgerNode {
   private tickTimer: NodeJS.Timeout | null = null;
@@ -45,28 +44,27 @@ export class LedgerNode {
   constructor(
     readonly machine: LedgerStateMachine,
     readonly log: CommandLog<LedgerCommand, EntryResult>,
-    readonly publisher: LedgerEventPublisher,
-    readonly projections: ProjectionRunner,
+    readonly pipeline: EventPipeline,
     private readonly options: LedgerNodeOptions = {},
   ) {
     log.onApplied((entry, result) => {
-      publisher.enqueue(entry.index, entry.timestampMs, result.events);
-      if (result.events.length > 0) projections.noteCommittedTimestamp(entry.timestampMs);
+      pipeline.enqueue(entry.index, entry.timestampMs, result.events);
       this.scheduleTick();
     });
+    // Snapshots (and log compaction) never run ahead of what the event store holds.
+    pipeline.onDurable((index) => log.setDurableElsewhereIndex(index));
   }
 
   async start(): Promise<void> {
-    await this.publisher.start();
+    await this.pipeline.start();
     await this.log.start();
-    await this.projections.start();
     this.scheduleTick();
   }
 
   /** Proposes a command and resolves with its outcome once it is durable and applied. */
   async execute(command: LedgerCommand): Promise<CommandOutcome> {
     const backlogMax = this.options.publishBacklogEventsMax ?? 1_000_000;
-    if (this.publisher.backlogEvents > backlogMax) throw new LogOverloadedError(backlogMax);
+    if (this.pipeline.backlogEvents > backlogMax) throw new LogOverloadedError(backlogMax);
     const result = await this.log.propose(command);
     return result.outcome;
   }
@@ -79,8 +77,7 @@ export class LedgerNode {
     this.stopped = true;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     await this.log.stop();
-    await this.publisher.stop();
-    await this.projections.stop();
+    await this.pipeline.stop();
   }
 
   /** A due hold expires with the next entry; when nothing else is written, the node proposes a tick. */

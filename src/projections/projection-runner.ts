@@ -129,7 +129,8 @@ export class ProjectionRunner {
   }
 
   private async handle(batch: RecordedEvent[]): Promise<void> {
-    const writes: ReadModelWrite[] = [];
+    // Within a batch only the newest write of each document matters (writes are whole documents).
+    const writes = new Map<string, ReadModelWrite>();
     const projected: ProjectedEvent[] = [];
     let lastPosition: string | null = null;
     let lastTimestampMs: number | null = null;
@@ -140,7 +141,7 @@ export class ProjectionRunner {
       for (const projector of this.projectors) {
         const checkpoint = this.checkpoints.get(projector.name);
         if (checkpoint && position <= checkpoint.position) continue;
-        for (const write of projector.project(event, position)) writes.push(write);
+        for (const write of projector.project(event, position)) writes.set(`${write.collection}\u0000${write.doc._id}`, write);
       }
       projected.push({ position, event });
       lastPosition = position;
@@ -156,7 +157,7 @@ export class ProjectionRunner {
       if (position === null) continue;
       next[projector.name] = { position, storePosition: last.storePosition, updatedAtMs };
     }
-    await this.readModels.applyBatch(writes, next);
+    await this.readModels.applyBatch([...writes.values()], next);
     for (const [name, checkpoint] of Object.entries(next)) this.checkpoints.set(name, checkpoint);
     if (lastTimestampMs !== null) this.lastEventTimestampMs = lastTimestampMs;
     this.releaseWaiters();

@@ -1,9 +1,0 @@
-/**
- * Preloaded into every server the bench starts (`node --import tsx --import ./bench/orphan-guard.ts ...`):
- * if the bench dies without stopping its children (SIGKILL, crash), the server notices that its parent
- * changed and stops itself with SIGTERM, so that no orphaned server keeps a port and a core.
- */
-const parentPid = process.ppid;
-setInterval(() => {
-  if (process.ppid !== parentPid) process.kill(process.pid, 'SIGTERM');
-}, 500).unref();

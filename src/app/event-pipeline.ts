@@ -1,0 +1,30 @@
+import type { PositionedEvent } from '../domain/ledger';
+import type { ProjectionStatusReport } from '../projections/projection-runner';
+
+/**
+ * Everything downstream of the state machine: applied events go to the event store (exactly once),
+ * and projections follow the store into the read models. The node hands every applied entry to it,
+ * in log order, and never waits for it: acknowledgements depend on the log alone.
+ */
+export interface EventPipeline {
+  start(): Promise<void>;
+  /** The events of one applied entry (possibly none), in log order. */
+  enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void;
+  /** Events handed over but not yet in the event store. */
+  readonly backlogEvents: number;
+  /** Called with the highest log index whose events are all in the event store. */
+  onDurable(listener: (index: number) => void): void;
+  /** Resolves true once every read model includes `position`, false after `timeoutMs`. */
+  waitForPosition(position: string, timeoutMs: number): Promise<boolean>;
+  projectionStatus(): ProjectionStatusReport[];
+  /** Publishes everything handed over, then stops projections and closes the stores. */
+  stop(): Promise<void>;
+}
+
+/** Where the pipeline's stores are: enough for a worker thread to open them itself. */
+export interface EventPipelineStores {
+  /** SQLite file of the embedded event store, or null when `eventStoreUrl` is set. */
+  eventStoreFile: string | null;
+  eventStoreUrl: string | null;
+  readModelFile: string;
+}

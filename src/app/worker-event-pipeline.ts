@@ -1,0 +1,159 @@
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { PositionedEvent } from '../domain/ledger';
+import type { ProjectionStatusReport } from '../projections/projection-runner';
+import type { EventPipeline, EventPipelineStores } from './event-pipeline';
+import type { PipelineReport, PipelineRequest } from './event-pipeline-worker';
+
+interface Waiter {
+  position: string;
+  resolve: (reached: boolean) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Runs the event pipeline (publisher + projections, with their own store connections) on a worker
+ * thread, so that event-store appends and read-model writes never hold up the thread that serves
+ * the API and runs the command log. Entries are handed over in batches, one message per turn of the
+ * event loop.
+ */
+export class WorkerEventPipeline implements EventPipeline {
+  private worker: Worker | null = null;
+  private outbox: Array<{ index: number; timestampMs: number; events: PositionedEvent[] }> = [];
+  private outboxScheduled = false;
+  /** Handed-over entries not yet reported durable: [index, event count], oldest first. */
+  private inFlight: Array<[number, number]> = [];
+  private inFlightHead = 0;
+  private inFlightEvents = 0;
+  private readonly durableListeners: Array<(index: number) => void> = [];
+  private waiters: Waiter[] = [];
+  private projected: string | null = null;
+  private status: ProjectionStatusReport[] = [];
+  private stopped: Promise<void> | null = null;
+  private resolveStopped: (() => void) | null = null;
+
+  constructor(
+    private readonly stores: EventPipelineStores,
+    private readonly hooks: { onError?: (where: string, error: Error) => void; onFatal?: (error: Error) => void } = {},
+  ) {}
+
+  start(): Promise<void> {
+    const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: this.stores });
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      worker.once('error', reject);
+      worker.on('message', (report: PipelineReport) => {
+        if (report.type === 'ready') {
+          worker.off('error', reject);
+          worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
+          resolve();
+        } else this.handle(report);
+      });
+    });
+  }
+
+  get backlogEvents(): number {
+    return this.inFlightEvents;
+  }
+
+  enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
+    this.outbox.push({ index, timestampMs, events });
+    this.inFlight.push([index, events.length]);
+    this.inFlightEvents += events.length;
+    if (!this.outboxScheduled) {
+      this.outboxScheduled = true;
+      setImmediate(() => this.flushOutbox());
+    }
+  }
+
+  onDurable(listener: (index: number) => void): void {
+    this.durableListeners.push(listener);
+  }
+
+  waitForPosition(position: string, timeoutMs: number): Promise<boolean> {
+    if (this.projected !== null && this.projected >= position) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        position,
+        resolve,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  projectionStatus(): ProjectionStatusReport[] {
+    return this.status;
+  }
+
+  stop(): Promise<void> {
+    if (this.stopped) return this.stopped;
+    this.flushOutbox();
+    this.stopped = new Promise<void>((resolve) => {
+      this.resolveStopped = resolve;
+      if (!this.worker) return resolve();
+      this.post({ type: 'stop' });
+    }).then(async () => {
+      for (const waiter of this.waiters) {
+        clearTimeout(waiter.timer);
+        waiter.resolve(false);
+      }
+      this.waiters = [];
+      await this.worker?.terminate();
+      this.worker = null;
+    });
+    return this.stopped;
+  }
+
+  private flushOutbox(): void {
+    this.outboxScheduled = false;
+    if (this.outbox.length === 0) return;
+    const entries = this.outbox;
+    this.outbox = [];
+    this.post({ type: 'entries', entries });
+  }
+
+  private post(request: PipelineRequest): void {
+    this.worker?.postMessage(request);
+  }
+
+  private handle(report: PipelineReport): void {
+    switch (report.type) {
+      case 'durable':
+        while (this.inFlightHead < this.inFlight.length && this.inFlight[this.inFlightHead]![0] <= report.index) {
+          this.inFlightEvents -= this.inFlight[this.inFlightHead]![1];
+          this.inFlightHead += 1;
+        }
+        if (this.inFlightHead > 4096) {
+          this.inFlight = this.inFlight.slice(this.inFlightHead);
+          this.inFlightHead = 0;
+        }
+        for (const listener of this.durableListeners) listener(report.index);
+        return;
+      case 'projected': {
+        this.projected = report.position;
+        this.status = report.status;
+        const reached = report.position;
+        if (reached === null) return;
+        this.waiters = this.waiters.filter((waiter) => {
+          if (waiter.position > reached) return true;
+          clearTimeout(waiter.timer);
+          waiter.resolve(true);
+          return false;
+        });
+        return;
+      }
+      case 'error':
+        this.hooks.onError?.(report.where, new Error(report.message));
+        return;
+      case 'stopped':
+        this.resolveStopped?.();
+        return;
+      case 'ready':
+        return;
+    }
+  }
+}
