@@ -427,7 +427,8 @@ async function withServer<T>(server: ServerProcess, body: (server: ServerProcess
 
 interface ProfileRun {
   label: string;
-  summary: ProfileSummary;
+  /** One summary per thread that did real work. */
+  threads: Array<{ thread: string; summary: ProfileSummary }>;
   figures: RunFigures;
 }
 
@@ -447,10 +448,16 @@ async function profileLedger(secret: string, token: string, workload: Workload, 
   });
   const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) throw new Error(`no profile written to ${profileDir}`);
-  // The main thread's profile is the busy one.
-  const summaries = files.map((f) => summarizeCpuProfile(join(profileDir, f), 20));
-  const busiest = summaries.reduce((a, b) => (b.totalMs * (100 - b.idlePercent) > a.totalMs * (100 - a.idlePercent) ? b : a));
-  return { label, summary: busiest, figures: figures! };
+  // One profile per thread: CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile, thread 0 being the main
+  // thread. Keep those that did real work (tsx's module-loader thread is busy only at start-up).
+  const threads = files.map((file) => {
+    const summary = summarizeCpuProfile(join(profileDir, file), 20);
+    const thread = Number(file.split('.')[4]);
+    return { thread: thread === 0 ? 'main thread' : `worker thread ${thread}`, summary, busyMs: summary.totalMs * (1 - summary.idlePercent / 100) };
+  });
+  const busiestMs = Math.max(...threads.map((t) => t.busyMs));
+  const kept = threads.filter((t) => t.busyMs >= busiestMs * 0.2).sort((a, b) => (a.thread < b.thread ? -1 : 1));
+  return { label, threads: kept.map(({ thread, summary }) => ({ thread, summary })), figures: figures! };
 }
 
 // ---- report -------------------------------------------------------------------------------
@@ -588,17 +595,19 @@ async function main(): Promise<void> {
   const ratiosLine =
     `ledger/bare ${pct(vsBare)}, ledger/guarded ${pct(vsGuarded)}` +
     (vsBarePerCpu !== null && vsGuardedPerCpu !== null ? ` (per server CPU-second: ${pct(vsBarePerCpu)} and ${pct(vsGuardedPerCpu)})` : '');
+  const sustainedNote = (r: RunFigures) =>
+    r.sustainedTransfersPerSecond === undefined ? '' : ` (${fmt(r.sustainedTransfersPerSecond)} with the read models' catch-up)`;
   const targets = [
     { name: `ledger single transfer ≥ ${pct(TARGETS.singleVsBare)} of bare ceiling`, value: pct(vsBare), pass: vsBare >= TARGETS.singleVsBare },
     { name: `ledger single transfer ≥ ${pct(TARGETS.singleVsGuarded)} of guarded ceiling`, value: pct(vsGuarded), pass: vsGuarded >= TARGETS.singleVsGuarded },
     {
       name: `ledger batches of 100 ≥ ${fmt(TARGETS.batchedTransfersPerSecond)} transfers/s`,
-      value: `${fmt(b100.transfersPerSecond)} transfers/s`,
+      value: `${fmt(b100.transfersPerSecond)} transfers/s${sustainedNote(b100)}`,
       pass: b100.transfersPerSecond >= TARGETS.batchedTransfersPerSecond,
     },
     {
       name: `ledger batches of 1,000 ≥ ${fmt(TARGETS.batchedTransfersPerSecond)} transfers/s`,
-      value: `${fmt(b1000.transfersPerSecond)} transfers/s`,
+      value: `${fmt(b1000.transfersPerSecond)} transfers/s${sustainedNote(b1000)}`,
       pass: b1000.transfersPerSecond >= TARGETS.batchedTransfersPerSecond,
     },
   ];
@@ -635,7 +644,9 @@ async function main(): Promise<void> {
   console.log(`\nratios: ${ratiosLine}`);
   console.log('targets:');
   for (const t of targets) console.log(`  ${verdict(t.pass)}  ${t.name}: ${t.value}`);
-  for (const p of profiles) console.log(`\nprofile: ${p.label} (${fmt(p.figures.requestsPerSecond)} req/s while profiled)\n${formatSummary(p.summary)}`);
+  for (const p of profiles) {
+    for (const t of p.threads) console.log(`\nprofile: ${p.label}, ${t.thread} (${fmt(p.figures.requestsPerSecond)} req/s while profiled)\n${formatSummary(t.summary)}`);
+  }
 
   const finishedAt = new Date();
   const markdown = [
@@ -657,14 +668,16 @@ async function main(): Promise<void> {
     '| target | measured | verdict |',
     '|---|---:|---|',
     ...targets.map((t) => `| ${t.name} | ${t.value} | **${verdict(t.pass)}** |`),
-    ...profiles.flatMap((p) => [
-      '',
-      `### Profile: ${p.label} (${fmt(p.figures.requestsPerSecond)} req/s while profiled; self time, top 20)`,
-      '',
-      '```',
-      formatSummary(p.summary),
-      '```',
-    ]),
+    ...profiles.flatMap((p) =>
+      p.threads.flatMap((t) => [
+        '',
+        `### Profile: ${p.label}, ${t.thread} (${fmt(p.figures.requestsPerSecond)} req/s while profiled; the run, then the read models' catch-up, until the server stopped)`,
+        '',
+        '```',
+        formatSummary(t.summary),
+        '```',
+      ]),
+    ),
   ].join('\n');
   writeResults(markdown);
   if (RESULTS_PATH) console.log(`\nwrote ${RESULTS_PATH}`);

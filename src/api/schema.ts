@@ -8,6 +8,7 @@ import type { BatchOperation, JsonObject, LedgerCommand } from '../domain/comman
 import { ERROR_CODES, type ErrorCode, type Rejection } from '../domain/errors';
 import type { AccountRecord, SuccessOutcome, TransactionRecord, TransactionWithPosition } from '../domain/events';
 import type { CommandOutcome } from '../domain/ledger';
+import { isPosition } from '../domain/position';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import { PAGE_SIZE_MAX, type ReadModelStore, type TransactionQuery } from '../projections/read-model-store';
 import type { Principal } from './auth';
@@ -627,12 +628,14 @@ function encodeCursor(kind: string, value: string): string {
   return Buffer.from(`${kind}:${value}`, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string, kind: string): string {
+function decodeCursor(cursor: string, kind: string, isValid: (value: string) => boolean = () => true): string {
   const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!decoded.startsWith(`${kind}:`) || decoded.length === kind.length + 1) {
+  const value = decoded.slice(kind.length + 1);
+  // A cursor that decodes but carries no valid value must not reach the store (which throws: an internal error).
+  if (!decoded.startsWith(`${kind}:`) || value.length === 0 || !isValid(value)) {
     throw new GraphQLError(`after is not a cursor returned by this connection: "${cursor.slice(0, 80)}"`, { extensions: { code: 'BAD_USER_INPUT' } });
   }
-  return decoded.slice(kind.length + 1);
+  return value;
 }
 
 function connection<T>(docs: T[], totalCount: number, hasMore: boolean, cursorOf: (doc: T) => string): ConnectionShape<T> {
@@ -659,7 +662,7 @@ function toQuery(filter: Record<string, unknown> | null | undefined): Transactio
 
 async function findTransactions(ctx: ApiContext, query: TransactionQuery, first: number | null | undefined, after: string | null | undefined) {
   const limit = checkFirst(first);
-  const before = after == null ? null : decodeCursor(after, 't');
+  const before = after == null ? null : decodeCursor(after, 't', isPosition);
   const page = await ctx.ledger.readModels.findTransactions(query, before, limit);
   return connection<TransactionShape>(page.docs, page.totalCount, page.hasMore, (doc) => encodeCursor('t', doc.createdPosition));
 }

@@ -143,7 +143,8 @@ export class SingleNodeLog<C, R> implements CommandLog<C, R> {
   async stop(): Promise<void> {
     if (this.state === 'running') this.state = 'stopped';
     while (this.flushing) await this.flushing;
-    if (this.machine.appliedIndex > this.snapshotIndex && this.pendingSnapshot === null) this.captureSnapshot();
+    // After a fatal error the machine's state is doubtful (an apply may have stopped half-way): never snapshot it.
+    if (this.state !== 'failed' && this.machine.appliedIndex > this.snapshotIndex && this.pendingSnapshot === null) this.captureSnapshot();
     this.writePendingSnapshot();
     await this.storage?.close();
     this.storage = null;

@@ -266,7 +266,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   private explainInsertFailure(error: unknown, eventId: string): unknown {
-    if (error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE' && error.message.includes('events.id')) {
+    if (isSqliteError(error) && error.code === 'SQLITE_CONSTRAINT_UNIQUE' && error.message.includes('events.id')) {
       const existing = this.findByIdStatement.get(eventId) as { stream_id: string; revision: bigint } | undefined;
       const where = existing === undefined ? '' : ` (stream "${existing.stream_id}", revision ${existing.revision})`;
       return new Error(`event id ${eventId} is already stored${where}: event ids are unique in the store`, { cause: error });
@@ -452,4 +452,12 @@ function checkBatchSizeMax(batchSizeMax: number | undefined): number {
 
 function isJsonObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * better-sqlite3's native addon throws the SqliteError class it was first loaded with; under a test
+ * runner that isolates modules (jest) that class differs from this module's, so match by shape.
+ */
+function isSqliteError(error: unknown): error is Error & { code: string } {
+  return typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('SQLITE_');
 }

@@ -398,6 +398,23 @@ describe('idempotent retries', () => {
     expect(first.account.balance).toBe('1100');
   });
 
+  it('a retried openAccount returns the first result, not ACCOUNT_ALREADY_EXISTS, even after the account changed', async () => {
+    const id = uid('oidem');
+    const input = { id, initialBalance: '10', metadata: { a: 1, b: 2 }, idempotencyKey: `open-${id}` };
+    const first = await open(input);
+    await deposit({ accountId: id, amount: '5' });
+    // Same input, metadata keys in another order.
+    const retry = await open({ ...input, metadata: { b: 2, a: 1 } });
+    expect(retry).toEqual(first);
+    expect(retry.account.balance).toBe('10');
+    const other = (await data(OPEN, { input: { ...input, initialBalance: '11' } })).openAccount;
+    expect(other).toMatchObject({ __typename: 'IdempotencyConflictError', code: 'IDEMPOTENCY_CONFLICT' });
+    const withoutKey = (await data(OPEN, { input: { id } })).openAccount;
+    expect(withoutKey).toMatchObject({ __typename: 'AccountAlreadyExistsError', code: 'ACCOUNT_ALREADY_EXISTS' });
+    const marker = await open({ id: uid('mk') });
+    expect(await accountAt(id, marker.position)).toMatchObject({ balance: '15', transactionCount: 2 });
+  });
+
   it('a retried batch returns the first result and applies once', async () => {
     const id = uid('bidem');
     await open({ id });

@@ -62,6 +62,10 @@ describe('SingleNodeLog', () => {
     return results;
   }
 
+  async function waitUntil(condition: () => boolean): Promise<void> {
+    while (!condition()) await delay(1);
+  }
+
   const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
   const prefixSums = (values: number[]) => values.map((_, i) => values.slice(0, i + 1).reduce((a, b) => a + b, 0));
 
@@ -215,7 +219,7 @@ describe('SingleNodeLog', () => {
         });
 
       const firstWave = range(1, 10).map((value) => track(log.propose({ value })));
-      await delay(20);
+      await waitUntil(() => calls.length === 1);
       // The first group is on its way to the disk: nothing is applied or acknowledged yet.
       expect(calls).toEqual([{ first: 1, last: 10, records: 10 }]);
       expect(log.idle).toBe(false);
@@ -426,12 +430,14 @@ describe('SingleNodeLog', () => {
       const listened: number[] = [];
       log.onApplied((entry) => listened.push(entry.index));
       const diskError = new Error('EIO: i/o error, fdatasync');
+      let appendStarted = false;
       jest.spyOn(LogStorage.prototype, 'append').mockImplementation(async () => {
-        await delay(30);
+        appendStarted = true;
+        await delay(50);
         throw diskError;
       });
       const inFirstGroup = range(1, 5).map((value) => log.propose({ value }));
-      await delay(10);
+      await waitUntil(() => appendStarted);
       // Made while the failing group is on its way: waiting in the queue.
       const queued = range(6, 8).map((value) => log.propose({ value }));
       const settled = await Promise.allSettled([...inFirstGroup, ...queued]);
@@ -449,6 +455,43 @@ describe('SingleNodeLog', () => {
       const reopened = await startLog();
       expect(reopened.machine.values).toEqual([]);
       expect((await reopened.log.propose({ value: 1 })).index).toBe(1);
+    });
+  });
+
+  describe('a state machine that breaks an invariant', () => {
+    it('fails the node, and stop() then writes no snapshot of the doubtful state', async () => {
+      // Applying -1 changes the state, then throws (a bug in the machine: it stops half-way).
+      class HalfWayMachine extends ListMachine {
+        broken = true;
+        override apply(entry: LogEntry<ListCommand>) {
+          if (entry.command.value === -1 && this.broken) {
+            this.values.push(-1);
+            throw new Error('invariant: broken half-way');
+          }
+          return super.apply(entry);
+        }
+      }
+      const machine = new HalfWayMachine();
+      const fatal: Error[] = [];
+      const log = new SingleNodeLog<ListCommand, ListResult>(machine, { dir, nodeId: 'node-t', onFatal: (error) => fatal.push(error) });
+      open.push(log as SingleNodeLog<unknown, unknown>);
+      log.onApplied((entry) => log.setDurableElsewhereIndex(entry.index));
+      await log.start();
+      await proposeInTurn(log, [1, 2, 3]);
+      await expect(log.propose({ value: -1 })).rejects.toThrow(/broken half-way/);
+      expect(fatal.map((e) => e.message)).toEqual(['invariant: broken half-way']);
+      await expect(log.propose({ value: 4 })).rejects.toBeInstanceOf(LogStoppedError);
+      await log.stop();
+      expect(listSnapshots(snapshotDir())).toEqual([]);
+
+      // With the machine fixed, a restart replays the log, -1 included, to the right state.
+      const fixed = new HalfWayMachine();
+      fixed.broken = false;
+      const again = new SingleNodeLog<ListCommand, ListResult>(fixed, { dir, nodeId: 'node-t' });
+      open.push(again as SingleNodeLog<unknown, unknown>);
+      await again.start();
+      expect(fixed.values).toEqual([1, 2, 3, -1]);
+      expect(fixed.appliedIndex).toBe(4);
     });
   });
 

@@ -12,6 +12,12 @@ export interface GqlResponse<T> {
   body: { data?: T; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 }
 
+/** Servers still running when the test process exits (a test timed out) are killed, not left behind. */
+const LIVE_CHILDREN = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of LIVE_CHILDREN) child.kill('SIGKILL');
+});
+
 /**
  * The real ledger server (src/main.ts under tsx) as a child process on a data folder, so that a
  * test can SIGKILL it at any moment and start it again on the same folder.
@@ -65,6 +71,8 @@ export class ChildLedger {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    LIVE_CHILDREN.add(child);
+    child.once('exit', () => LIVE_CHILDREN.delete(child));
     return new ChildLedger(child, dataDir);
   }
 
