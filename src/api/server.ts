@@ -25,7 +25,8 @@ export const REQUEST_LIMITS = {
   depthMax: 12,
   aliasesMax: 20,
   directivesMax: 20,
-  costMax: 20_000,
+  /** High enough for a full page (first: 500) of transactions with every field. */
+  costMax: 50_000,
   /** Literal batches of 1,000 operations are long documents; variables are the better way. */
   tokensMax: 60_000,
 } as const;

@@ -131,6 +131,14 @@ describe('paging arguments', () => {
     expect((await data(`{ accounts(first: 500) { totalCount } transactions(first: 0) { edges { cursor } } }`)).transactions.edges).toEqual([]);
   });
 
+  it('accepts a full page (first: 500) of transactions with every field within the cost limit', async () => {
+    const result = await ledger.gql(
+      `{ transactions(first: 500) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id kind status amount currency fromAccountId toAccountId description metadata createdAt updatedAt expiresAt large position } } } }`,
+    );
+    expect(result.body.errors).toBeUndefined();
+    expect(typeof result.body.data.transactions.totalCount).toBe('number');
+  });
+
   it('refuses an after cursor this connection did not hand out', async () => {
     const id = uid('cur');
     const position = await open(id);
