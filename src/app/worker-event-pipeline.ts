@@ -1,15 +1,10 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
+import { PositionWaiters } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
 import type { PipelineReport, PipelineRequest } from './event-pipeline-worker';
-
-interface Waiter {
-  position: string;
-  resolve: (reached: boolean) => void;
-  timer: NodeJS.Timeout;
-}
 
 /**
  * Runs the event pipeline (publisher + projections, with their own store connections) on a worker
@@ -26,7 +21,7 @@ export class WorkerEventPipeline implements EventPipeline {
   private inFlightHead = 0;
   private inFlightEvents = 0;
   private readonly durableListeners: Array<(index: number) => void> = [];
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
@@ -71,18 +66,7 @@ export class WorkerEventPipeline implements EventPipeline {
   }
 
   waitForPosition(position: string, timeoutMs: number): Promise<boolean> {
-    if (this.projected !== null && this.projected >= position) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        position,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
+    return this.waiters.wait(position, this.projected, timeoutMs);
   }
 
   projectionStatus(): ProjectionStatusReport[] {
@@ -97,11 +81,7 @@ export class WorkerEventPipeline implements EventPipeline {
       if (!this.worker) return resolve();
       this.post({ type: 'stop' });
     }).then(async () => {
-      for (const waiter of this.waiters) {
-        clearTimeout(waiter.timer);
-        waiter.resolve(false);
-      }
-      this.waiters = [];
+      this.waiters.cancelAll();
       await this.worker?.terminate();
       this.worker = null;
     });
@@ -136,14 +116,7 @@ export class WorkerEventPipeline implements EventPipeline {
       case 'projected': {
         this.projected = report.position;
         this.status = report.status;
-        const reached = report.position;
-        if (reached === null) return;
-        this.waiters = this.waiters.filter((waiter) => {
-          if (waiter.position > reached) return true;
-          clearTimeout(waiter.timer);
-          waiter.resolve(true);
-          return false;
-        });
+        this.waiters.reached(report.position);
         return;
       }
       case 'error':

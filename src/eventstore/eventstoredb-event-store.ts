@@ -42,6 +42,7 @@ import {
   type RecordedEvent,
   type Subscription,
 } from './event-store';
+import { checkAppend, checkBatchSizeMax, checkReadCount, checkRevision, checkStreamId, isJsonObject } from './input-checks';
 
 const UINT64_MAX = 2n ** 64n - 1n;
 /** Digits of UINT64_MAX: both halves of a store position have this width, so string order = $all order. */
@@ -55,7 +56,6 @@ const SUBSCRIPTION_BATCH_SIZE_DEFAULT = 512;
 const SUBSCRIPTION_BUFFER_BATCHES_MAX = 2;
 /** readAll pages at least this many events, so that a run of system events is crossed in few calls. */
 const READ_ALL_PAGE_MIN = 256;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 // ---------------------------------------------------------------------------------------------
 // Pure mapping between the port and the client.
@@ -290,7 +290,7 @@ export class EventStoreDbEventStore implements EventStore {
 
   subscribeAll(options: { after?: string | null; batchSizeMax?: number }, handler: BatchHandler): Subscription {
     this.assertOpen();
-    const batchSizeMax = checkBatchSizeMax(options.batchSizeMax);
+    const batchSizeMax = checkBatchSizeMax(options.batchSizeMax, SUBSCRIPTION_BATCH_SIZE_DEFAULT);
     const after = options.after === undefined || options.after === null ? null : decodeStorePosition(options.after);
     const source = this.client.subscribeToAll({
       fromPosition: after ?? START,
@@ -437,65 +437,3 @@ class EventStoreDbSubscription implements Subscription {
 // ---------------------------------------------------------------------------------------------
 // The port's input rules, the same as the embedded adapter's (the contract suite holds both to them).
 
-function checkAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
-  checkStreamId(streamId);
-  if (typeof expected === 'bigint') {
-    checkRevision(expected, 'expected revision');
-  } else if (expected !== 'any' && expected !== 'no_stream' && expected !== 'stream_exists') {
-    throw new TypeError(`invalid expected revision ${String(expected)}: expected "no_stream", "stream_exists", "any" or a bigint`);
-  }
-  if (!Array.isArray(events) || events.length < 1 || events.length > APPEND_EVENTS_MAX) {
-    const count = Array.isArray(events) ? String(events.length) : 'no array of';
-    throw new RangeError(`an append carries 1 to ${APPEND_EVENTS_MAX} events (APPEND_EVENTS_MAX), not ${count}`);
-  }
-  const ids = new Set<string>();
-  for (const event of events) {
-    // Lowercase because the server returns ids lowercase: an id must read back exactly as written.
-    if (typeof event.id !== 'string' || !UUID_PATTERN.test(event.id)) {
-      throw new TypeError(`event id "${String(event.id)}" is not a lowercase UUID`);
-    }
-    if (ids.has(event.id)) throw new TypeError(`event id ${event.id} appears twice in one append`);
-    ids.add(event.id);
-    if (typeof event.type !== 'string' || event.type.length === 0) {
-      throw new TypeError(`event ${event.id}: type must be a non-empty string`);
-    }
-    if (event.type.startsWith('$')) {
-      throw new TypeError(`event ${event.id}: type "${event.type}" starts with "$", which is reserved for system events`);
-    }
-    if (!isJsonObject(event.data)) throw new TypeError(`event ${event.id}: data must be a JSON object`);
-    if (!isJsonObject(event.metadata) || typeof event.metadata.position !== 'string') {
-      throw new TypeError(`event ${event.id}: metadata must be a JSON object with a string "position"`);
-    }
-  }
-}
-
-function checkStreamId(streamId: string): void {
-  if (typeof streamId !== 'string' || streamId.length === 0) throw new TypeError('a stream id must be a non-empty string');
-  if (streamId.startsWith('$')) {
-    throw new TypeError(`stream id "${streamId}" starts with "$", which is reserved for system streams`);
-  }
-}
-
-function checkRevision(revision: bigint, what: string): void {
-  if (typeof revision !== 'bigint' || revision < 0n) throw new RangeError(`${what} must be a bigint >= 0, not ${String(revision)}`);
-}
-
-function checkReadCount(maxCount: number | undefined): number {
-  if (maxCount === undefined) return READ_COUNT_MAX;
-  if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > READ_COUNT_MAX) {
-    throw new RangeError(`maxCount must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(maxCount)}`);
-  }
-  return maxCount;
-}
-
-function checkBatchSizeMax(batchSizeMax: number | undefined): number {
-  if (batchSizeMax === undefined) return SUBSCRIPTION_BATCH_SIZE_DEFAULT;
-  if (!Number.isInteger(batchSizeMax) || batchSizeMax < 1 || batchSizeMax > READ_COUNT_MAX) {
-    throw new RangeError(`batchSizeMax must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(batchSizeMax)}`);
-  }
-  return batchSizeMax;
-}
-
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

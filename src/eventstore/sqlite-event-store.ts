@@ -25,6 +25,7 @@ import {
   type RecordedEvent,
   type Subscription,
 } from './event-store';
+import { checkAppend, checkBatchSizeMax, checkReadCount, checkRevision, checkStreamId } from './input-checks';
 
 /** SQLite integers are signed 64-bit: the largest sequence and revision. */
 const INT64_MAX = 9223372036854775807n;
@@ -36,7 +37,6 @@ const SUBSCRIPTION_BATCH_SIZE_DEFAULT = 512;
 const SUBSCRIPTION_POLL_MS = 250;
 /** A writer from another process holds the lock for one transaction at most; wait that long for it. */
 const BUSY_TIMEOUT_MS = 5000;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS events (
@@ -188,7 +188,7 @@ export class SqliteEventStore implements EventStore {
 
   subscribeAll(options: { after?: string | null; batchSizeMax?: number }, handler: BatchHandler): Subscription {
     this.assertOpen();
-    const batchSizeMax = checkBatchSizeMax(options.batchSizeMax);
+    const batchSizeMax = checkBatchSizeMax(options.batchSizeMax, SUBSCRIPTION_BATCH_SIZE_DEFAULT);
     const after = options.after === undefined || options.after === null ? 0n : parseSqliteStorePosition(options.after);
     const subscription = new SqliteSubscription(
       {
@@ -385,73 +385,8 @@ function expectedRevisionHolds(expected: ExpectedRevision, actual: bigint | 'no_
   }
 }
 
-// The checks below are the port's input rules; the EventStoreDB adapter applies the same ones, so
-// both adapters accept and refuse the same appends (the contract suite holds them to it).
-
 function sameEventIds(stored: ReadonlyArray<{ id: string }>, events: ReadonlyArray<{ id: string }>): boolean {
   return stored.length === events.length && stored.every((event, index) => event.id === events[index]?.id);
-}
-
-function checkAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
-  checkStreamId(streamId);
-  if (typeof expected === 'bigint') {
-    checkRevision(expected, 'expected revision');
-  } else if (expected !== 'any' && expected !== 'no_stream' && expected !== 'stream_exists') {
-    throw new TypeError(`invalid expected revision ${String(expected)}: expected "no_stream", "stream_exists", "any" or a bigint`);
-  }
-  if (!Array.isArray(events) || events.length < 1 || events.length > APPEND_EVENTS_MAX) {
-    const count = Array.isArray(events) ? String(events.length) : 'no array of';
-    throw new RangeError(`an append carries 1 to ${APPEND_EVENTS_MAX} events (APPEND_EVENTS_MAX), not ${count}`);
-  }
-  const ids = new Set<string>();
-  for (const event of events) {
-    if (typeof event.id !== 'string' || !UUID_PATTERN.test(event.id)) {
-      throw new TypeError(`event id "${String(event.id)}" is not a lowercase UUID`);
-    }
-    if (ids.has(event.id)) throw new TypeError(`event id ${event.id} appears twice in one append`);
-    ids.add(event.id);
-    if (typeof event.type !== 'string' || event.type.length === 0) {
-      throw new TypeError(`event ${event.id}: type must be a non-empty string`);
-    }
-    if (event.type.startsWith('$')) {
-      throw new TypeError(`event ${event.id}: type "${event.type}" starts with "$", which is reserved for system events`);
-    }
-    if (!isJsonObject(event.data)) throw new TypeError(`event ${event.id}: data must be a JSON object`);
-    if (!isJsonObject(event.metadata) || typeof event.metadata.position !== 'string') {
-      throw new TypeError(`event ${event.id}: metadata must be a JSON object with a string "position"`);
-    }
-  }
-}
-
-function checkStreamId(streamId: string): void {
-  if (typeof streamId !== 'string' || streamId.length === 0) throw new TypeError('a stream id must be a non-empty string');
-  if (streamId.startsWith('$')) {
-    throw new TypeError(`stream id "${streamId}" starts with "$", which is reserved for system streams`);
-  }
-}
-
-function checkRevision(revision: bigint, what: string): void {
-  if (typeof revision !== 'bigint' || revision < 0n) throw new RangeError(`${what} must be a bigint >= 0, not ${String(revision)}`);
-}
-
-function checkReadCount(maxCount: number | undefined): number {
-  if (maxCount === undefined) return READ_COUNT_MAX;
-  if (!Number.isInteger(maxCount) || maxCount < 1 || maxCount > READ_COUNT_MAX) {
-    throw new RangeError(`maxCount must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(maxCount)}`);
-  }
-  return maxCount;
-}
-
-function checkBatchSizeMax(batchSizeMax: number | undefined): number {
-  if (batchSizeMax === undefined) return SUBSCRIPTION_BATCH_SIZE_DEFAULT;
-  if (!Number.isInteger(batchSizeMax) || batchSizeMax < 1 || batchSizeMax > READ_COUNT_MAX) {
-    throw new RangeError(`batchSizeMax must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(batchSizeMax)}`);
-  }
-  return batchSizeMax;
-}
-
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { LedgerEvent } from '../domain/events';
 import type { EventStore, RecordedEvent, Subscription } from '../eventstore/event-store';
 import { LEDGER_STREAM } from '../eventstore/ledger-event-publisher';
+import { PositionWaiters } from './position-waiters';
 import type { Projector } from './projectors';
 import type { Checkpoint, ReadModelStore, ReadModelWrite } from './read-model-store';
 
@@ -26,12 +27,6 @@ export interface ProjectedEvent {
   event: LedgerEvent;
 }
 
-interface Waiter {
-  position: string;
-  resolve: (reached: boolean) => void;
-  timer: NodeJS.Timeout;
-}
-
 /**
  * Feeds the projectors from the event store: subscribes to all events after the stored checkpoint,
  * turns each batch into guarded read-model writes and stores them with the new checkpoints.
@@ -40,7 +35,7 @@ interface Waiter {
 export class ProjectionRunner {
   private readonly checkpoints = new Map<string, Checkpoint | null>();
   private subscription: Subscription | null = null;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private readonly listeners: Array<(events: ProjectedEvent[]) => void> = [];
   private stopped = false;
   private lastEventTimestampMs: number | null = null;
@@ -70,19 +65,7 @@ export class ProjectionRunner {
 
   /** Resolves true once every projection includes `position`, false after `timeoutMs`. */
   waitFor(position: string, timeoutMs: number): Promise<boolean> {
-    const current = this.position;
-    if (current !== null && current >= position) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        position,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          resolve(false);
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
+    return this.waiters.wait(position, this.position, timeoutMs);
   }
 
   onProjected(listener: (events: ProjectedEvent[]) => void): () => void {
@@ -107,11 +90,7 @@ export class ProjectionRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.subscription?.close();
-    for (const waiter of this.waiters) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(false);
-    }
-    this.waiters = [];
+    this.waiters.cancelAll();
   }
 
   private subscribe(): void {
@@ -160,18 +139,8 @@ export class ProjectionRunner {
     await this.readModels.applyBatch([...writes.values()], next);
     for (const [name, checkpoint] of Object.entries(next)) this.checkpoints.set(name, checkpoint);
     if (lastTimestampMs !== null) this.lastEventTimestampMs = lastTimestampMs;
-    this.releaseWaiters();
+    this.waiters.reached(this.position);
     if (projected.length > 0) for (const listener of this.listeners) listener(projected);
   }
 
-  private releaseWaiters(): void {
-    const reached = this.position;
-    if (reached === null || this.waiters.length === 0) return;
-    this.waiters = this.waiters.filter((waiter) => {
-      if (waiter.position > reached) return true;
-      clearTimeout(waiter.timer);
-      waiter.resolve(true);
-      return false;
-    });
-  }
 }
