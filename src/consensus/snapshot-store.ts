@@ -22,6 +22,8 @@ export interface StoredSnapshot {
 export class SnapshotStore {
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true });
+    // A crash in the middle of save() leaves a temporary file that no load ever reads.
+    for (const name of readdirSync(dir)) if (name.endsWith(`${SUFFIX}.tmp`)) rmSync(join(dir, name));
   }
 
   /** The newest valid snapshot, or null. */

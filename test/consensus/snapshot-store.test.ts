@@ -29,6 +29,8 @@ describe('SnapshotStore', () => {
     expect(readdirSync(dir)).toEqual([snapshotFileName(5)]);
     writeFileSync(join(dir, `${snapshotFileName(9)}.tmp`), 'half a snapsh');
     expect(new SnapshotStore(dir).loadLatest()).toEqual({ index: 5, state: { at: 5 } });
+    // Opening the store again cleans the leftover up.
+    expect(readdirSync(dir)).toEqual([snapshotFileName(5)]);
   });
 
   const corruptions: Array<[string, (path: string) => void]> = [
