@@ -6,44 +6,64 @@
  *
  * VARIANT is a comma-separated list of:
  *   noop-readmodels    the projections run but the SQLite read-model writes are skipped (an upper
- *                      bound for moving them off the request thread)
+ *                      bound for cheaper read models)
  *   tuned-readmodels   read-model SQLite with a 256 MiB page cache and rarer WAL checkpoints
  *   normal-eventstore  event-store SQLite with synchronous = NORMAL instead of FULL (not durable)
+ *
+ * The stores are opened on the event-pipeline worker thread too, so every worker thread the ledger
+ * starts is started through bench/ledger-variant-worker.cjs, which applies the same patches first.
  */
+import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { SqliteEventStore } from '../src/eventstore/sqlite-event-store';
 import { SqliteReadModelStore } from '../src/projections/sqlite-read-model-store';
 
-const variants = new Set((process.env.VARIANT ?? '').split(',').filter(Boolean));
 const KNOWN = ['noop-readmodels', 'tuned-readmodels', 'normal-eventstore'];
-for (const v of variants) {
-  if (!KNOWN.includes(v)) {
-    console.error(`ledger-variant: unknown VARIANT "${v}" (known: ${KNOWN.join(', ')})`);
-    process.exit(2);
-  }
-}
-const dbOf = (store: object) => (store as unknown as { db: Database.Database }).db;
 
-if (variants.has('noop-readmodels')) {
-  SqliteReadModelStore.prototype.applyBatch = async () => {};
+/** Applies the patches VARIANT asks for, in this thread. */
+export function applyVariantPatches(): string[] {
+  const variants = (process.env.VARIANT ?? '').split(',').filter(Boolean);
+  for (const v of variants) {
+    if (!KNOWN.includes(v)) throw new Error(`ledger-variant: unknown VARIANT "${v}" (known: ${KNOWN.join(', ')})`);
+  }
+  const dbOf = (store: object) => (store as unknown as { db: Database.Database }).db;
+  if (variants.includes('noop-readmodels')) {
+    SqliteReadModelStore.prototype.applyBatch = async () => {};
+  }
+  if (variants.includes('tuned-readmodels')) {
+    const open = SqliteReadModelStore.open.bind(SqliteReadModelStore);
+    SqliteReadModelStore.open = (path: string) => {
+      const store = open(path);
+      dbOf(store).pragma('cache_size = -262144');
+      dbOf(store).pragma('wal_autocheckpoint = 100000');
+      return store;
+    };
+  }
+  if (variants.includes('normal-eventstore')) {
+    const open = SqliteEventStore.open.bind(SqliteEventStore);
+    SqliteEventStore.open = (path: string) => {
+      const store = open(path);
+      dbOf(store).pragma('synchronous = NORMAL');
+      return store;
+    };
+  }
+  return variants;
 }
-if (variants.has('tuned-readmodels')) {
-  const open = SqliteReadModelStore.open.bind(SqliteReadModelStore);
-  SqliteReadModelStore.open = (path: string) => {
-    const store = open(path);
-    dbOf(store).pragma('cache_size = -262144');
-    dbOf(store).pragma('wal_autocheckpoint = 10000');
-    return store;
-  };
+
+if (require.main === module) {
+  const variants = applyVariantPatches();
+  // The module object itself (not an ES namespace copy), so that src/ sees the replacement.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const threads = require('node:worker_threads') as typeof import('node:worker_threads');
+  const OriginalWorker = threads.Worker;
+  const wrapper = join(__dirname, 'ledger-variant-worker.cjs');
+  threads.Worker = class VariantWorker extends OriginalWorker {
+    constructor(filename: string | URL, options: import('node:worker_threads').WorkerOptions = {}) {
+      super(wrapper, { ...options, argv: [...(options.argv ?? []), String(filename)] });
+    }
+  } as typeof OriginalWorker;
+  console.log(`ledger-variant: ${variants.join(', ') || 'none'}`);
+  // After the patches: main starts the ledger as soon as it is loaded.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('../src/main');
 }
-if (variants.has('normal-eventstore')) {
-  const open = SqliteEventStore.open.bind(SqliteEventStore);
-  SqliteEventStore.open = (path: string) => {
-    const store = open(path);
-    dbOf(store).pragma('synchronous = NORMAL');
-    return store;
-  };
-}
-console.log(`ledger-variant: ${[...variants].join(', ') || 'none'}`);
-// After the patches: main starts the ledger as soon as it is loaded.
-require('../src/main');
