@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 
 export const ROLES = ['teller', 'analyst', 'compliance', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -48,12 +49,35 @@ export async function authenticate(header: string | null | undefined, key: Uint8
   if (!header) return { ok: false, reason: 'missing Authorization header: send "Authorization: Bearer <JWT>"' };
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
   if (!match) return { ok: false, reason: 'the Authorization header must be "Bearer <JWT>"' };
+  const token = match[1]!;
+  const cache = verifiedTokens(key);
+  const cached = cache.get(token);
+  // A cached token is still checked against its expiry and not-before times on every use.
+  const nowSeconds = Date.now() / 1000;
+  if (cached && (cached.exp === undefined || nowSeconds < cached.exp) && (cached.nbf === undefined || nowSeconds >= cached.nbf)) {
+    return { ok: true, principal: cached.principal };
+  }
   try {
-    const { payload } = await jwtVerify(match[1]!, key, { algorithms: [ALGORITHM] });
+    const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM] });
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'the token has no subject (sub)' };
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => (ROLES as readonly string[]).includes(r as string)) : [];
-    return { ok: true, principal: { sub: payload.sub, roles } };
+    const principal: Principal = { sub: payload.sub, roles };
+    cache.set(token, { principal, exp: payload.exp, nbf: payload.nbf });
+    return { ok: true, principal };
   } catch (error) {
     return { ok: false, reason: `invalid token: ${(error as Error).message}` };
   }
+}
+
+/** Verified tokens, per secret: clients send the same token with every request. */
+const VERIFIED_TOKENS_MAX = 10_000;
+const tokenCaches = new WeakMap<Uint8Array, LRUCache<string, { principal: Principal; exp: number | undefined; nbf: number | undefined }>>();
+
+function verifiedTokens(key: Uint8Array) {
+  let cache = tokenCaches.get(key);
+  if (!cache) {
+    cache = new LRUCache({ max: VERIFIED_TOKENS_MAX });
+    tokenCaches.set(key, cache);
+  }
+  return cache;
 }

@@ -85,10 +85,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,
-      loaders: {
-        accounts: new DataLoader((ids: readonly string[]) => options.ledger.readModels.getAccounts(ids)),
-        transactions: new DataLoader((ids: readonly string[]) => options.ledger.readModels.getTransactions(ids)),
-      },
+      loaders: lazyLoaders(options.ledger),
     }),
   });
 
@@ -135,6 +132,22 @@ export function useBearerAuth(jwtKey: Uint8Array, graphiqlPageOpen: boolean): Pl
         return;
       }
       principals.set(request, auth.principal);
+    },
+  };
+}
+
+/** Per-request loaders, made on first use: most mutations never read a read model. */
+function lazyLoaders(ledger: LedgerApi): ApiContext['loaders'] {
+  let accounts: ApiContext['loaders']['accounts'] | undefined;
+  let transactions: ApiContext['loaders']['transactions'] | undefined;
+  return {
+    get accounts() {
+      accounts ??= new DataLoader((ids: readonly string[]) => ledger.readModels.getAccounts(ids));
+      return accounts;
+    },
+    get transactions() {
+      transactions ??= new DataLoader((ids: readonly string[]) => ledger.readModels.getTransactions(ids));
+      return transactions;
     },
   };
 }
