@@ -4,7 +4,7 @@
  */
 import { SignJWT } from 'jose';
 import type { Role } from '../../src/api/auth';
-import { type TestLedger, gqlWithAuthorization, rawRequest, startTestLedger } from '../support/ledger-server';
+import { type TestLedger, gqlWithAuthorization, rawRequest, startTestLedger, uniqueId } from '../support/ledger-server';
 
 const SECRET = 'test-secret-test-secret-test-secret-42';
 const ACCOUNT = 'id balance availableBalance transactionCount';
@@ -29,8 +29,7 @@ const READS = `query($id: ID!, $tx: ID!, $at: Position) {
 const LEDGER = `{ ledger { nodeId role leaderId term commitIndex appliedIndex projections { name position lagMs } } }`;
 
 let ledger: TestLedger;
-let seq = 0;
-const uid = (prefix: string) => `${prefix}-${(seq += 1)}-${Date.now().toString(36)}`;
+const uid = uniqueId;
 
 beforeAll(async () => {
   ledger = await startTestLedger({ NODE_ENV: 'development' });

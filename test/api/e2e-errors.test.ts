@@ -2,7 +2,7 @@
  * End to end over HTTP: every domain failure comes back as data of the right error type with a clear
  * message and changes nothing; malformed scalars are GraphQL validation errors and change nothing.
  */
-import { type TestLedger, startTestLedger } from '../support/ledger-server';
+import { type TestLedger, startTestLedger, uniqueId } from '../support/ledger-server';
 
 const ACCOUNT = 'id currency balance availableBalance overdraftLimit transactionCount metadata';
 const TX = 'id status amount position';
@@ -21,8 +21,7 @@ const ACCOUNT_Q = `query($id: ID!, $at: Position) { account(id: $id, atLeast: $a
 const COUNT_Q = `query($id: ID!, $at: Position) { transactions(filter: { accountId: $id }, atLeast: $at) { totalCount } }`;
 
 let ledger: TestLedger;
-let seq = 0;
-const uid = (prefix: string) => `${prefix}-${(seq += 1)}-${Date.now().toString(36)}`;
+const uid = uniqueId;
 
 beforeAll(async () => {
   ledger = await startTestLedger();

@@ -17,11 +17,7 @@ afterAll(async () => {
   await ledger?.close();
 });
 
-async function data(query: string, variables?: Record<string, unknown>) {
-  const res = await ledger.gql(query, variables);
-  if (res.body.errors) throw new Error(`unexpected GraphQL errors: ${JSON.stringify(res.body.errors)}`);
-  return res.body.data as any;
-}
+const data = <T = any>(query: string, variables?: Record<string, unknown>): Promise<T> => ledger.data<T>(query, variables);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 it('a pending withdraw and a pending transfer with holdTimeoutSeconds: 1 expire and give the available balance back', async () => {

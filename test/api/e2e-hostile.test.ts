@@ -2,15 +2,14 @@
  * End to end over HTTP: hostile or careless requests are refused with a clear error before anything
  * runs, and internal errors are masked.
  */
-import { type TestLedger, rawRequest, startTestLedger } from '../support/ledger-server';
+import { type TestLedger, rawRequest, startTestLedger, uniqueId } from '../support/ledger-server';
 
 const ACCOUNT_Q = `query($id: ID!, $at: Position) { account(id: $id, atLeast: $at) { id balance availableBalance transactionCount } }`;
 const OPEN = `mutation($id: ID!, $initial: Amount) { openAccount(input: { id: $id, initialBalance: $initial }) { __typename ... on OpenAccountSuccess { position } } }`;
 const BODY_MAX = 6 * 1024 * 1024;
 
 let ledger: TestLedger;
-let seq = 0;
-const uid = (prefix: string) => `${prefix}-${(seq += 1)}-${Date.now().toString(36)}`;
+const uid = uniqueId;
 
 beforeAll(async () => {
   ledger = await startTestLedger();
@@ -19,11 +18,7 @@ afterAll(async () => {
   await ledger?.close();
 });
 
-async function data(query: string, variables?: Record<string, unknown>) {
-  const res = await ledger.gql(query, variables);
-  if (res.body.errors) throw new Error(`unexpected GraphQL errors: ${JSON.stringify(res.body.errors)}`);
-  return res.body.data as any;
-}
+const data = <T = any>(query: string, variables?: Record<string, unknown>): Promise<T> => ledger.data<T>(query, variables);
 async function open(id: string, initial = '1000') {
   const result = (await data(OPEN, { id, initial })).openAccount;
   expect(result.__typename).toBe('OpenAccountSuccess');

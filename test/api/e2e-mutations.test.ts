@@ -2,7 +2,7 @@
  * End to end over HTTP against a real in-process server: every mutation's success payload carries the
  * authoritative post-command state, and the read side (queried with `atLeast`) agrees with it.
  */
-import { type TestLedger, startTestLedger } from '../support/ledger-server';
+import { type TestLedger, startTestLedger, uniqueId } from '../support/ledger-server';
 
 const ACCOUNT = 'id currency balance availableBalance overdraftLimit createdAt lastTransactionAt transactionCount metadata';
 const TX = 'id kind status amount currency fromAccountId toAccountId description metadata createdAt updatedAt expiresAt large position';
@@ -29,9 +29,8 @@ const POSITION = /^[0-9]{16}-[0-9]{6}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 let ledger: TestLedger;
-let seq = 0;
 /** A fresh account id for each use (the server is shared by the tests of this file). */
-const uid = (prefix: string) => `${prefix}-${(seq += 1)}-${Date.now().toString(36)}`;
+const uid = uniqueId;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
@@ -42,12 +41,7 @@ afterAll(async () => {
 });
 
 /** Runs a request that must not produce GraphQL errors and returns its data. */
-async function data<T = any>(query: string, variables?: Record<string, unknown>): Promise<T> {
-  const res = await ledger.gql<T>(query, variables);
-  if (res.body.errors) throw new Error(`unexpected GraphQL errors: ${JSON.stringify(res.body.errors)}`);
-  expect(res.status).toBe(200);
-  return res.body.data as T;
-}
+const data = <T = any>(query: string, variables?: Record<string, unknown>): Promise<T> => ledger.data<T>(query, variables);
 
 /** Runs a mutation and returns its result, checking its __typename. */
 async function mutate(document: string, field: string, input: Record<string, unknown>, typename: string): Promise<any> {

@@ -13,7 +13,16 @@ export interface TestLedger {
   token(roles: Role[], sub?: string): Promise<string>;
   /** POSTs a GraphQL request with a token of these roles (admin by default). */
   gql<T = any>(query: string, variables?: Record<string, unknown>, roles?: Role[]): Promise<{ status: number; body: { data?: T; errors?: Array<{ message: string; extensions?: { code?: string } }> } }>;
+  /** Like gql, but fails the test on any GraphQL error or non-200 status, and returns `data`. */
+  data<T = any>(query: string, variables?: Record<string, unknown>, roles?: Role[]): Promise<T>;
   close(): Promise<void>;
+}
+
+let uniqueSeq = 0;
+/** An id no other test (or earlier run on a kept data folder) uses: prefix-n-time. */
+export function uniqueId(prefix: string): string {
+  uniqueSeq += 1;
+  return `${prefix}-${uniqueSeq}-${Date.now().toString(36)}`;
 }
 
 /** Starts a real ledger server in this process on a free port and a fresh data folder. */
@@ -23,18 +32,25 @@ export async function startTestLedger(env: Record<string, string> = {}): Promise
   const running = await startLedgerServer(config);
   const url = `http://127.0.0.1:${running.port}/graphql`;
   const token = (roles: Role[], sub = 'tester') => mintToken(running.secret.key, { sub, roles }, '1h');
+  const gql: TestLedger['gql'] = async (query, variables, roles = ['admin']) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await token(roles)}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { status: response.status, body: (await response.json()) as any };
+  };
   return {
     running,
     url,
     dataDir,
     token,
-    async gql(query, variables, roles = ['admin']) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${await token(roles)}` },
-        body: JSON.stringify({ query, variables }),
-      });
-      return { status: response.status, body: (await response.json()) as any };
+    gql,
+    async data(query, variables, roles) {
+      const res = await gql(query, variables, roles);
+      if (res.body.errors) throw new Error(`unexpected GraphQL errors: ${JSON.stringify(res.body.errors)}`);
+      expect(res.status).toBe(200);
+      return res.body.data as any;
     },
     async close() {
       await running.close();
