@@ -115,6 +115,10 @@ export class SqliteEventStore implements EventStore {
     // FULL: the WAL is fsync'd at every commit, so an acknowledged append survives a power loss.
     db.pragma('synchronous = FULL');
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // Appends come in large batches: a bigger page cache and rarer WAL checkpoints (durability is
+    // unchanged: every commit is still fsync'd to the WAL).
+    db.pragma('cache_size = -65536');
+    db.pragma('wal_autocheckpoint = 8192');
     db.exec(SCHEMA);
 
     const prepare = (sql: string): Database.Statement => db.prepare(sql).safeIntegers(true);
