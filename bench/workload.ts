@@ -4,6 +4,8 @@
  * (bench/run.ts) and the load generator (bench/load.ts).
  */
 
+import { seededRandom } from '../test/support/seeded-random';
+
 /** One transfer per request, with variables, selecting what a client of the ledger really reads. */
 export const TRANSFER_DOCUMENT = `mutation Transfer($input: TransferInput!) {
   transfer(input: $input) {
@@ -47,18 +49,6 @@ export function accountId(prefix: string, index: number): string {
   return `${prefix}${String(index).padStart(5, '0')}`;
 }
 
-/** A small deterministic PRNG (mulberry32), so that a run can be repeated exactly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface TransferInput {
   fromAccountId: string;
   toAccountId: string;
@@ -77,7 +67,7 @@ function randomTransfer(random: () => number, spec: WorkloadSpec): TransferInput
 /** The JSON bodies of the workload, ready to send. */
 export function buildBodies(spec: WorkloadSpec): Buffer[] {
   if (spec.accountCount < 2) throw new Error('the workload needs at least two accounts');
-  const random = prng(spec.seed);
+  const random = seededRandom(spec.seed);
   const bodies: Buffer[] = [];
   for (let i = 0; i < spec.bodyCount; i++) {
     const { workload } = spec;

@@ -6,7 +6,7 @@ import type { ConsensusStatus } from '../consensus/command-log';
 import { LogOverloadedError, LogStoppedError, NotLeaderError } from '../consensus/command-log';
 import type { BatchOperation, JsonObject, LedgerCommand } from '../domain/commands';
 import { ERROR_CODES, type ErrorCode, type Rejection } from '../domain/errors';
-import type { AccountRecord, SuccessOutcome, TransactionRecord, TransactionWithPosition } from '../domain/events';
+import type { AccountRecord, SuccessOutcome, TransactionRecord } from '../domain/events';
 import type { CommandOutcome } from '../domain/ledger';
 import { isPosition } from '../domain/position';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
@@ -430,22 +430,10 @@ export function buildSchema(): GraphQLSchema {
       types: [success, ...codes.map((c) => E[c])] as never,
       resolveType: (value) => (value as { __typename: string }).__typename,
     });
+  // The error codes each mutation can return: its union's members, and what run() lets through.
   const common: ErrorCode[] = ['VALIDATION', 'AMOUNT_LIMIT_EXCEEDED', 'IDEMPOTENCY_CONFLICT'];
-  const OpenAccountResult = resultUnion('OpenAccountResult', OpenAccountSuccess, [...common, 'ACCOUNT_ALREADY_EXISTS']);
-  const DepositResult = resultUnion('DepositResult', DepositSuccess, [...common, 'ACCOUNT_NOT_FOUND']);
-  const WithdrawResult = resultUnion('WithdrawResult', WithdrawSuccess, [...common, 'ACCOUNT_NOT_FOUND', 'INSUFFICIENT_FUNDS']);
-  const TransferResult = resultUnion('TransferResult', TransferSuccess, [
-    ...common,
-    'ACCOUNT_NOT_FOUND',
-    'INSUFFICIENT_FUNDS',
-    'SAME_ACCOUNT',
-    'CURRENCY_MISMATCH',
-  ]);
   const refCodes: ErrorCode[] = [...common, 'TRANSACTION_NOT_FOUND', 'TRANSACTION_NOT_PENDING'];
-  const SettleResult = resultUnion('SettleResult', SettleSuccess, refCodes);
-  const CancelResult = resultUnion('CancelResult', CancelSuccess, refCodes);
-  const BatchResult = resultUnion('BatchResult', BatchSuccess, [...common, 'BATCH_FAILED']);
-  const allowed: Record<string, ErrorCode[]> = {
+  const allowed = {
     OpenAccountResult: [...common, 'ACCOUNT_ALREADY_EXISTS'],
     DepositResult: [...common, 'ACCOUNT_NOT_FOUND'],
     WithdrawResult: [...common, 'ACCOUNT_NOT_FOUND', 'INSUFFICIENT_FUNDS'],
@@ -453,7 +441,14 @@ export function buildSchema(): GraphQLSchema {
     SettleResult: refCodes,
     CancelResult: refCodes,
     BatchResult: [...common, 'BATCH_FAILED'],
-  };
+  } satisfies Record<string, ErrorCode[]>;
+  const OpenAccountResult = resultUnion('OpenAccountResult', OpenAccountSuccess, allowed.OpenAccountResult);
+  const DepositResult = resultUnion('DepositResult', DepositSuccess, allowed.DepositResult);
+  const WithdrawResult = resultUnion('WithdrawResult', WithdrawSuccess, allowed.WithdrawResult);
+  const TransferResult = resultUnion('TransferResult', TransferSuccess, allowed.TransferResult);
+  const SettleResult = resultUnion('SettleResult', SettleSuccess, allowed.SettleResult);
+  const CancelResult = resultUnion('CancelResult', CancelSuccess, allowed.CancelResult);
+  const BatchResult = resultUnion('BatchResult', BatchSuccess, allowed.BatchResult);
 
   const tellers = { teller: true };
   builder.mutationType({
@@ -469,7 +464,7 @@ export function buildSchema(): GraphQLSchema {
             input: { id: String(rest.id), currency: rest.currency ?? 'USD', initialBalance: rest.initialBalance ?? '0', overdraftLimit: rest.overdraftLimit ?? '0', metadata: rest.metadata ?? null },
             ...key(idempotencyKey),
           };
-          return run(ctx, command, 'OpenAccountSuccess', allowed.OpenAccountResult!);
+          return run(ctx, command, 'OpenAccountSuccess', allowed.OpenAccountResult);
         },
       }),
       deposit: t.field({
@@ -478,7 +473,7 @@ export function buildSchema(): GraphQLSchema {
         args: { input: t.arg({ type: DepositInput, required: true }) },
         resolve: (_root, { input }, ctx) => {
           const { idempotencyKey, ...rest } = input;
-          return run(ctx, { type: 'Deposit', input: movement({ ...rest, accountId: String(rest.accountId) }), ...key(idempotencyKey) }, 'DepositSuccess', allowed.DepositResult!);
+          return run(ctx, { type: 'Deposit', input: movement({ ...rest, accountId: String(rest.accountId) }), ...key(idempotencyKey) }, 'DepositSuccess', allowed.DepositResult);
         },
       }),
       withdraw: t.field({
@@ -487,7 +482,7 @@ export function buildSchema(): GraphQLSchema {
         args: { input: t.arg({ type: WithdrawInput, required: true }) },
         resolve: (_root, { input }, ctx) => {
           const { idempotencyKey, ...rest } = input;
-          return run(ctx, { type: 'Withdraw', input: movement({ ...rest, accountId: String(rest.accountId) }), ...key(idempotencyKey) }, 'WithdrawSuccess', allowed.WithdrawResult!);
+          return run(ctx, { type: 'Withdraw', input: movement({ ...rest, accountId: String(rest.accountId) }), ...key(idempotencyKey) }, 'WithdrawSuccess', allowed.WithdrawResult);
         },
       }),
       transfer: t.field({
@@ -501,7 +496,7 @@ export function buildSchema(): GraphQLSchema {
             input: movement({ ...rest, fromAccountId: String(rest.fromAccountId), toAccountId: String(rest.toAccountId) }),
             ...key(idempotencyKey),
           };
-          return run(ctx, command, 'TransferSuccess', allowed.TransferResult!);
+          return run(ctx, command, 'TransferSuccess', allowed.TransferResult);
         },
       }),
       settleTransaction: t.field({
@@ -509,14 +504,14 @@ export function buildSchema(): GraphQLSchema {
         authScopes: tellers,
         args: { input: t.arg({ type: TransactionRefInput, required: true }) },
         resolve: (_root, { input }, ctx) =>
-          run(ctx, { type: 'SettleTransaction', input: { transactionId: String(input.transactionId) }, ...key(input.idempotencyKey) }, 'SettleSuccess', allowed.SettleResult!),
+          run(ctx, { type: 'SettleTransaction', input: { transactionId: String(input.transactionId) }, ...key(input.idempotencyKey) }, 'SettleSuccess', allowed.SettleResult),
       }),
       cancelTransaction: t.field({
         type: CancelResult,
         authScopes: tellers,
         args: { input: t.arg({ type: TransactionRefInput, required: true }) },
         resolve: (_root, { input }, ctx) =>
-          run(ctx, { type: 'CancelTransaction', input: { transactionId: String(input.transactionId) }, ...key(input.idempotencyKey) }, 'CancelSuccess', allowed.CancelResult!),
+          run(ctx, { type: 'CancelTransaction', input: { transactionId: String(input.transactionId) }, ...key(input.idempotencyKey) }, 'CancelSuccess', allowed.CancelResult),
       }),
       executeBatch: t.field({
         type: BatchResult,
@@ -524,7 +519,7 @@ export function buildSchema(): GraphQLSchema {
         args: { input: t.arg({ type: BatchInput, required: true }) },
         resolve: (_root, { input }, ctx) => {
           const operations = input.operations.map(batchOperation);
-          return run(ctx, { type: 'ExecuteBatch', input: { operations }, ...key(input.idempotencyKey) }, 'BatchSuccess', allowed.BatchResult!);
+          return run(ctx, { type: 'ExecuteBatch', input: { operations }, ...key(input.idempotencyKey) }, 'BatchSuccess', allowed.BatchResult);
         },
       }),
     }),
@@ -667,4 +662,3 @@ async function findTransactions(ctx: ApiContext, query: TransactionQuery, first:
   return connection<TransactionShape>(page.docs, page.totalCount, page.hasMore, (doc) => encodeCursor('t', doc.createdPosition));
 }
 
-export type { TransactionWithPosition };

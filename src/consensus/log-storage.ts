@@ -28,7 +28,6 @@ export class LogStorage<C> {
   private segmentFirstIndex = 0;
   private segmentBytes = 0;
   private lastIndexValue = 0;
-  private firstIndexValue = 1;
 
   private constructor(private readonly dir: string) {}
 
@@ -83,7 +82,6 @@ export class LogStorage<C> {
       const next = segments[i + 1]!;
       if (next.firstIndex - 1 <= index && segments[i]!.firstIndex !== this.segmentFirstIndex) {
         rmSync(join(this.dir, segments[i]!.name));
-        this.firstIndexValue = next.firstIndex;
       }
     }
   }
@@ -110,7 +108,6 @@ export class LogStorage<C> {
     if (expected > afterIndex + 1) {
       throw new Error(`log starts at index ${expected} but the snapshot only covers up to ${afterIndex}: entries are missing`);
     }
-    this.firstIndexValue = expected;
     segments.forEach((segment, segmentNumber) => {
       const isLast = segmentNumber === segments.length - 1;
       const path = join(this.dir, segment.name);

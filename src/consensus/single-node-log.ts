@@ -190,15 +190,12 @@ export class SingleNodeLog<C, R> implements CommandLog<C, R> {
   }
 
   private captureSnapshot(): void {
-    const image: SnapshotImage = { timestampMs: this.lastAppliedTimestamp(), machine: this.machine.snapshot() };
+    // lastTimestampMs may already cover proposals not yet applied; that is fine, timestamps only need
+    // to stay non-decreasing across a restart.
+    const image: SnapshotImage = { timestampMs: this.lastTimestampMs, machine: this.machine.snapshot() };
     this.pendingSnapshot = { index: this.machine.appliedIndex, serialized: JSON.stringify(image) };
   }
 
-  private lastAppliedTimestamp(): number {
-    // Proposals not yet applied may have advanced lastTimestampMs; the snapshot needs the applied one,
-    // which never exceeds it, and timestamps only need to stay non-decreasing.
-    return this.lastTimestampMs;
-  }
 
   /** A snapshot is written only once the entries it covers are durable elsewhere too (the event store). */
   private writePendingSnapshot(): void {

@@ -4,7 +4,7 @@ import type { Rejection } from './errors';
 import type { AccountRecord, IdempotencyRecord, LedgerEvent, SuccessOutcome, TransactionWithPosition } from './events';
 import { EVENTS_PER_ENTRY_MAX, formatPosition } from './position';
 import type { LedgerRules } from './rules';
-import { type AccountState, type HoldState, LedgerState, accountFromRecord, accountToRecord, holdFromRecord } from './state';
+import { type HoldState, LedgerState, accountFromRecord, accountToRecord, holdFromRecord } from './state';
 
 /** An event with its place in the ledger's one ordering. */
 export interface PositionedEvent {
@@ -166,4 +166,3 @@ function buildOutcome(command: LedgerCommand, own: PositionedEvent[], lastPositi
   }
 }
 
-export type { AccountState };

@@ -51,7 +51,6 @@ export class LedgerEventPublisher {
   private lastEnqueuedIndex = 0;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private lastError: Error | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -67,13 +66,7 @@ export class LedgerEventPublisher {
     return this.queuedEvents;
   }
 
-  get lastStoredPosition(): string {
-    return this.storedPosition;
-  }
 
-  get error(): Error | null {
-    return this.lastError;
-  }
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
@@ -115,10 +108,8 @@ export class LedgerEventPublisher {
             this.expectedRevision = result.nextExpectedRevision;
             this.storedPosition = fresh.at(-1)!.metadata.position;
           }
-          this.lastError = null;
           conflicts = 0;
         } catch (error) {
-          this.lastError = error as Error;
           if (error instanceof WrongExpectedRevisionError) {
             conflicts += 1;
             // One conflict is expected after a crash or a competing replica; a run of them means

@@ -1,3 +1,4 @@
+import { seededRandom } from '../support/seeded-random';
 import type { ChildLedger } from './child-ledger';
 
 /**
@@ -65,18 +66,6 @@ interface MutationResult {
     account?: { id: string; balance: string };
     code?: string;
     message?: string;
-  };
-}
-
-/** mulberry32: a small seeded generator, so that a failing run can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
