@@ -16,7 +16,8 @@ import { LEDGER_PROJECTORS } from '../../src/projections/projectors';
 import { rebuildMarker } from '../../src/projections/rebuild';
 import { SqliteReadModelStore } from '../../src/projections/sqlite-read-model-store';
 import { publishHistory, sampleHistory } from '../support/ledger-history';
-import { CURRENCIES, bruteForce, dump } from './analytics.properties';
+import { startTestLedger } from '../support/ledger-server';
+import { CURRENCIES, analyticsOf, bruteForce, dump } from './analytics.properties';
 
 jest.setTimeout(240_000);
 
@@ -136,6 +137,42 @@ describe('npm run rebuild', () => {
       expect(await after.loadCheckpoint('accounts')).toEqual(accountsBefore);
     } finally {
       await after.close();
+    }
+  });
+
+  it('rebuilds into a new store while the server runs and writes', async () => {
+    const server = await startTestLedger();
+    try {
+      const ERR = '... on LedgerError { code message }';
+      for (const id of ['live-a', 'live-b']) await server.data(`mutation { openAccount(input: { id: "${id}", initialBalance: "5000" }) { ${ERR} ... on OpenAccountSuccess { position } } }`);
+      let writing = true;
+      const writer = (async () => {
+        for (let i = 0; writing; i += 1) {
+          await server.data(`mutation { transfer(input: { fromAccountId: "live-a", toAccountId: "live-b", amount: "${1 + (i % 3)}", pending: ${i % 4 === 0} }) { ${ERR} ... on TransferSuccess { position } } }`);
+          await server.data(`mutation { deposit(input: { accountId: "live-a", amount: "7" }) { ${ERR} ... on DepositSuccess { position } } }`);
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const target = join(server.dataDir, 'new-read-models.sqlite');
+      const run = await runRebuild(server.dataDir, ['all', '--read-models', target]).result;
+      writing = false;
+      await writer;
+      expect([run.code, run.output]).toEqual([0, expect.stringContaining('rebuilt accounts, transactions, balanceHistory, analytics')]);
+
+      // The new store holds exactly the events up to its checkpoint, and its analytics are theirs.
+      const rebuilt = SqliteReadModelStore.open(target);
+      const events = SqliteEventStore.open(join(server.dataDir, 'events.sqlite'));
+      try {
+        const checkpoint = await rebuilt.loadCheckpoint('analytics');
+        const upTo = (await readEverything(events)).filter((e) => e.storePosition <= checkpoint!.storePosition);
+        expect(upTo.length).toBeGreaterThan(4);
+        expect(await analyticsOf(rebuilt, 'USD')).toEqual(bruteForce(upTo, 'USD'));
+      } finally {
+        await rebuilt.close();
+        await events.close();
+      }
+    } finally {
+      await server.close();
     }
   });
 
