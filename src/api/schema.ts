@@ -22,6 +22,7 @@ import {
   parsePositionInput,
   serializeAmount,
 } from './scalars';
+import { registerSubscriptions } from './subscriptions/subscription-type';
 
 /** What the API needs from a ledger node. */
 export interface LedgerApi {
@@ -524,6 +525,8 @@ export function buildSchema(): GraphQLSchema {
       }),
     }),
   });
+
+  registerSubscriptions(builder, { Account, Transaction });
 
   return builder.toSchema({ sortSchema: false });
 }

@@ -1,0 +1,103 @@
+import { type Client, type ClientOptions, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+
+/** ws://…/graphql for an http://…/graphql url. */
+export function wsUrl(httpUrl: string): string {
+  return httpUrl.replace(/^http/, 'ws');
+}
+
+export interface CloseRecord {
+  code: number;
+  reason: string;
+}
+
+/** A standard graphql-ws client (over `ws`) that records every close it sees. */
+export function feedClient(httpUrl: string, token: string | (() => Promise<string> | string), options: Partial<ClientOptions> = {}): { client: Client; closes: CloseRecord[]; connects: number } {
+  const state = { client: null as unknown as Client, closes: [] as CloseRecord[], connects: 0 };
+  state.client = createClient({
+    url: wsUrl(httpUrl),
+    webSocketImpl: options.webSocketImpl ?? WebSocket,
+    lazy: true,
+    retryAttempts: 0,
+    connectionParams: async () => ({ authorization: `Bearer ${typeof token === 'string' ? token : await token()}` }),
+    ...options,
+    on: {
+      ...options.on,
+      connected: (...args) => {
+        state.connects += 1;
+        (options.on?.connected as ((...a: unknown[]) => void) | undefined)?.(...args);
+      },
+      closed: (event) => {
+        const e = event as { code: number; reason: string };
+        state.closes.push({ code: e.code, reason: String(e.reason) });
+        options.on?.closed?.(event);
+      },
+    },
+  });
+  return state;
+}
+
+/** Collects what one subscription delivers. */
+export class Collected<T = any> {
+  readonly items: T[] = [];
+  readonly errors: unknown[] = [];
+  completed = false;
+  dispose: () => void = () => undefined;
+  private waiters: Array<() => void> = [];
+
+  constructor(client: Client, query: string, variables: Record<string, unknown> = {}, pick: (data: any) => T = (data) => Object.values(data)[0] as T) {
+    this.dispose = client.subscribe(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors) this.errors.push(result.errors);
+          else this.items.push(pick(result.data));
+          this.notify();
+        },
+        error: (error) => {
+          this.errors.push(error);
+          this.notify();
+        },
+        complete: () => {
+          this.completed = true;
+          this.notify();
+        },
+      },
+    );
+  }
+
+  /** Resolves once `predicate` holds; rejects after `timeoutMs` with what arrived so far. */
+  async until(predicate: (self: this) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${this.items.length} items, errors ${JSON.stringify(this.errors)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  count(n: number, timeoutMs?: number): Promise<void> {
+    return this.until((s) => s.items.length >= n, `${n} items`, timeoutMs);
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+export async function eventually(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export const TX_FIELDS = 'id kind status amount fromAccountId toAccountId large position';
