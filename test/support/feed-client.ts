@@ -101,3 +101,67 @@ export async function eventually(predicate: () => boolean | Promise<boolean>, wh
 }
 
 export const TX_FIELDS = 'id kind status amount fromAccountId toAccountId large position';
+
+/**
+ * The README's resuming client: on every (re)connect it subscribes again with `after` set to the
+ * last position it saw, because the graphql-ws client would otherwise resend the first variables.
+ */
+export class ResumingFeed {
+  readonly items: any[] = [];
+  readonly closes: CloseRecord[] = [];
+  connects = 0;
+  lastPosition: string | null;
+  readonly client: Client;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    httpUrl: string,
+    token: string,
+    /** A subscription with a `$after: Position` variable; its single field yields transactions. */
+    query: string,
+    options: { after?: string | null; variables?: Record<string, unknown>; webSocketImpl?: unknown } = {},
+  ) {
+    this.lastPosition = options.after ?? null;
+    this.client = createClient({
+      url: wsUrl(httpUrl),
+      webSocketImpl: options.webSocketImpl ?? WebSocket,
+      lazy: false,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      retryWait: () => new Promise((resolve) => setTimeout(resolve, 100)),
+      connectionParams: () => ({ authorization: `Bearer ${token}` }),
+      on: {
+        connected: () => {
+          this.connects += 1;
+          this.unsubscribe = this.client.subscribe(
+            { query, variables: { ...options.variables, after: this.lastPosition } },
+            {
+              next: (result) => {
+                if (result.errors) throw new Error(JSON.stringify(result.errors));
+                const item = Object.values(result.data as object)[0] as { position: string };
+                this.items.push(item);
+                this.lastPosition = item.position;
+              },
+              error: () => undefined,
+              complete: () => undefined,
+            },
+          );
+        },
+        closed: (event) => {
+          const e = event as { code: number; reason: string };
+          this.closes.push({ code: e.code, reason: String(e.reason) });
+          this.unsubscribe?.();
+          this.unsubscribe = null;
+        },
+      },
+    });
+  }
+
+  positions(): string[] {
+    return this.items.map((item) => item.position);
+  }
+
+  async dispose(): Promise<void> {
+    this.unsubscribe?.();
+    await this.client.dispose();
+  }
+}
