@@ -127,6 +127,9 @@ export class ResumingFeed {
       webSocketImpl: options.webSocketImpl ?? WebSocket,
       lazy: false,
       retryAttempts: Number.POSITIVE_INFINITY,
+      // Also retry when the server is unreachable (restarting): by default only close events retry.
+      shouldRetry: () => true,
+      onNonLazyError: () => undefined,
       retryWait: () => new Promise((resolve) => setTimeout(resolve, 100)),
       connectionParams: () => ({ authorization: `Bearer ${token}` }),
       on: {
@@ -162,6 +165,7 @@ export class ResumingFeed {
 
   async dispose(): Promise<void> {
     this.unsubscribe?.();
-    await this.client.dispose();
+    // Disposing while it retries an unreachable server rejects with the last connect error.
+    await Promise.resolve(this.client.dispose()).catch(() => undefined);
   }
 }

@@ -69,6 +69,8 @@ export interface FeedServerStats {
   subscriptions: number;
   queuedEvents: number;
   queuedBytes: number;
+  /** Connections closed with 1013 since start (slow consumers, catch-ups that timed out). */
+  closedTryAgainLater: number;
 }
 
 export interface FeedServer {
@@ -107,6 +109,7 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
   const sharedTexts = new Map<string, string>();
   let sharedSeq = 0;
   let closing = false;
+  let closedTryAgainLater = 0;
 
   const closeSocket = (socket: WebSocket, code: number, reason: string) => {
     if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) socket.close(code, limitReason(reason));
@@ -249,7 +252,10 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
         limits.queuedEventsMax,
         limits.queuedBytesMax,
         () => socket.bufferedAmount,
-        (why) => closeSocket(socket, FEED_CLOSE.tryAgainLater, `slow consumer: ${why}; reconnect and resume with after`),
+        (why) => {
+          closedTryAgainLater += 1;
+          closeSocket(socket, FEED_CLOSE.tryAgainLater, `slow consumer: ${why}; reconnect and resume with after`);
+        },
       ),
     };
     connections.add(connection);
@@ -301,7 +307,7 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
         queuedEvents += connection.budget.queuedEvents;
         queuedBytes += connection.budget.queuedBytes;
       }
-      return { connections: connections.size, subscriptions: hub.subscribers, queuedEvents, queuedBytes };
+      return { connections: connections.size, subscriptions: hub.subscribers, queuedEvents, queuedBytes, closedTryAgainLater };
     },
     async close() {
       closing = true;
