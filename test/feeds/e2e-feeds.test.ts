@@ -225,6 +225,15 @@ describe('authentication and roles', () => {
     await query.until((s) => s.errors.length > 0, 'the refusal');
     expect(JSON.stringify(query.errors)).toContain('only subscriptions are served over graphql-ws');
   });
+
+  it('applies the HTTP request limits to subscribe messages too (aliases here)', async () => {
+    const { client, closes } = await compliance();
+    const aliases = Array.from({ length: 21 }, (_, i) => `a${i}: id`).join(' ');
+    const feed = new Collected(client, `subscription { transactionPosted { ${aliases} } }`);
+    await feed.until((s) => s.errors.length > 0, 'the refusal');
+    expect(String(feed.errors.map((e) => (e instanceof Error ? e.message : JSON.stringify(e))))).toMatch(/aliases/i);
+    expect(closes).toEqual([]);
+  });
 });
 
 describe('limits', () => {

@@ -12,9 +12,13 @@ import {
   execute,
   getOperationAST,
   parse,
+  specifiedRules,
   validate,
   visit,
 } from 'graphql';
+import { costLimitRule } from '@escape.tech/graphql-armor-cost-limit';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { CloseCode, type Context, GRAPHQL_TRANSPORT_WS_PROTOCOL, handleProtocols, makeServer } from 'graphql-ws';
 import { decodeJwt } from 'jose';
 import { type WebSocket, WebSocketServer } from 'ws';
@@ -39,6 +43,14 @@ export const FEED_CLOSE = {
   /** Missing, invalid or expired token; too many connections for one token. */
   forbidden: CloseCode.Forbidden,
 } as const;
+
+/** The HTTP API's request limits (GraphQL Armor), for subscribe messages: yoga's plugins do not see WebSocket traffic. */
+const SUBSCRIBE_RULES = [
+  ...specifiedRules,
+  maxDepthRule({ n: REQUEST_LIMITS.depthMax, exposeLimits: true }),
+  maxAliasesRule({ n: REQUEST_LIMITS.aliasesMax, exposeLimits: true }),
+  costLimitRule({ maxCost: REQUEST_LIMITS.costMax, exposeLimits: true }),
+];
 
 /** How long a catch-up waits for the read models to reach the hand-over position. */
 const CATCH_UP_WAIT_MS = 30_000;
@@ -174,7 +186,14 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
       } catch (error) {
         return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
       }
-      const errors = validate(options.schema, document);
+      let errors: readonly GraphQLError[];
+      try {
+        errors = validate(options.schema, document, SUBSCRIBE_RULES);
+      } catch (error) {
+        // The Armor rules throw their refusal.
+        if (error instanceof GraphQLError) return [error];
+        throw error;
+      }
       if (errors.length > 0) return [...errors];
       const operation = getOperationAST(document, payload.operationName);
       if (!operation) return [new GraphQLError('the document must contain exactly one operation, or name one with operationName')];
