@@ -79,6 +79,7 @@ export class FeedHub {
   private readonly largeThresholds = new Map<string, bigint>();
   private headPosition: string | null = null;
   private subscriberCount = 0;
+  private readonly failureListeners: Array<(error: Error) => void> = [];
 
   /**
    * Position of the last event applied on this node (null: none known yet). Every event at or
@@ -121,11 +122,28 @@ export class FeedHub {
     };
   }
 
-  /** Called with the events of every applied entry, in log order. Never throws into the command path. */
+  /** Called when an event could not be fanned out: every feed must then start over from a position. */
+  onFailure(listener: (error: Error) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  /**
+   * Called with the events of every applied entry, in log order. Never throws into the command path:
+   * a failure (a bug) is reported to the failure listeners, which close every feed connection
+   * retryably, so that clients resume with `after` instead of silently missing an event.
+   */
   ingest(events: readonly PositionedEvent[]): void {
     if (events.length === 0) return;
     this.noteApplied(events.at(-1)!.position);
     if (this.subscriberCount === 0) return;
+    try {
+      this.fanOut(events);
+    } catch (error) {
+      for (const listener of this.failureListeners) listener(error as Error);
+    }
+  }
+
+  private fanOut(events: readonly PositionedEvent[]): void {
     const { accounts, transactions } = feedChangesOf(events);
     for (const { position, account } of accounts) this.deliver(`a:${account.id}`, () => new FeedEvent(position, account));
     for (const transaction of transactions) {

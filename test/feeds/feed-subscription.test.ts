@@ -192,3 +192,19 @@ describe('connection budget', () => {
     expect(reasons).toEqual(['more than 2000 bytes waiting']);
   });
 });
+
+describe('hub failures', () => {
+  it('a fan-out failure never reaches the command path and is reported, so that feeds can start over', () => {
+    const hub = new FeedHub();
+    const failures: string[] = [];
+    hub.onFailure((error) => failures.push(error.message));
+    hub.register({ kind: 'transactionPosted', accountId: null }, {
+      push: () => {
+        throw new Error('boom');
+      },
+    });
+    expect(() => hub.ingest([txEvent(1, 't1', 'PENDING')])).not.toThrow();
+    expect(failures).toEqual(['boom']);
+    expect(hub.head).toBe(formatPosition(1, 0));
+  });
+});

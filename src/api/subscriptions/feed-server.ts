@@ -315,6 +315,12 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
       void closed(code, String(reason));
     });
   });
+  hub.onFailure(() => {
+    for (const connection of connections) {
+      closedTryAgainLater += 1;
+      closeSocket(connection.socket, FEED_CLOSE.tryAgainLater, 'live feed failed on the server; reconnect and resume with after');
+    }
+  });
   // A listener keeps 'error' from crashing the process; the HTTP server reports its own errors.
   wss.on('error', () => undefined);
 
