@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
+import { DEFAULT_FEED_LIMITS, type FeedLimits } from './feeds/feed-limits';
 
 const digits = (name: string) =>
   z
@@ -9,6 +10,8 @@ const digits = (name: string) =>
 
 const urlLike = (name: string, schemes: string[]) =>
   z.string().refine((value) => schemes.some((s) => value.startsWith(`${s}://`)), `${name} must start with ${schemes.map((s) => `${s}://`).join(' or ')}`);
+
+const positiveInt = (name: string) => z.coerce.number().int(`${name} must be a whole number`).min(1, `${name} must be at least 1`);
 
 const EnvSchema = z.object({
   PORT: z.coerce.number().int('PORT must be an integer').min(0).max(65535).default(4000),
@@ -22,6 +25,10 @@ const EnvSchema = z.object({
   LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
     .refine((value) => value > 0n, 'LEDGER_MAX_AMOUNT must be greater than 0')
     .optional(),
+  LEDGER_FEED_SUBSCRIPTIONS_PER_CONNECTION_MAX: positiveInt('LEDGER_FEED_SUBSCRIPTIONS_PER_CONNECTION_MAX').default(DEFAULT_FEED_LIMITS.subscriptionsPerConnectionMax),
+  LEDGER_FEED_CONNECTIONS_PER_TOKEN_MAX: positiveInt('LEDGER_FEED_CONNECTIONS_PER_TOKEN_MAX').default(DEFAULT_FEED_LIMITS.connectionsPerTokenMax),
+  LEDGER_FEED_BUFFER_EVENTS_MAX: positiveInt('LEDGER_FEED_BUFFER_EVENTS_MAX').default(DEFAULT_FEED_LIMITS.queuedEventsMax),
+  LEDGER_FEED_BUFFER_BYTES_MAX: positiveInt('LEDGER_FEED_BUFFER_BYTES_MAX').default(DEFAULT_FEED_LIMITS.queuedBytesMax),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -37,6 +44,8 @@ export interface LedgerConfig {
   production: boolean;
   logLevel: string;
   rules: LedgerRules;
+  /** Live feeds over graphql-ws. */
+  feeds: FeedLimits;
 }
 
 export class ConfigError extends Error {
@@ -68,6 +77,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
       ...DEFAULT_RULES,
       amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,
       largeTransactionThresholdMinor: e.LEDGER_LARGE_TX_THRESHOLD ?? DEFAULT_RULES.largeTransactionThresholdMinor,
+    },
+    feeds: {
+      subscriptionsPerConnectionMax: e.LEDGER_FEED_SUBSCRIPTIONS_PER_CONNECTION_MAX,
+      connectionsPerTokenMax: e.LEDGER_FEED_CONNECTIONS_PER_TOKEN_MAX,
+      queuedEventsMax: e.LEDGER_FEED_BUFFER_EVENTS_MAX,
+      queuedBytesMax: e.LEDGER_FEED_BUFFER_BYTES_MAX,
     },
   };
 }

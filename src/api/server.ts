@@ -137,7 +137,7 @@ export function useBearerAuth(jwtKey: Uint8Array, graphiqlPageOpen: boolean): Pl
 }
 
 /** Per-request loaders, made on first use: most mutations never read a read model. */
-function lazyLoaders(ledger: LedgerApi): ApiContext['loaders'] {
+export function lazyLoaders(ledger: LedgerApi): ApiContext['loaders'] {
   let accounts: ApiContext['loaders']['accounts'] | undefined;
   let transactions: ApiContext['loaders']['transactions'] | undefined;
   return {

@@ -4,6 +4,7 @@ import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
 import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { LedgerApi } from '../api/schema';
+import { FeedHub } from '../feeds/feed-hub';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
 import { WorkerEventPipeline } from './worker-event-pipeline';
 
@@ -15,6 +16,8 @@ export interface ComposedLedger {
   node: LedgerNode;
   api: LedgerApi;
   readModels: ReadModelStore;
+  /** Live feeds, fed from the entries this node applies. */
+  feeds: FeedHub;
   describeStores(): string[];
   close(): Promise<void>;
 }
@@ -47,7 +50,11 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     onFatal: hooks.onFatal,
   });
   const node = new LedgerNode(machine, log, pipeline);
+  const feeds = new FeedHub();
+  // Registered before start, so that the head also covers the entries replayed from the log.
+  log.onApplied((_entry, result) => feeds.ingest(result.events));
   await node.start();
+  feeds.noteApplied(pipeline.storedPositionAtStart);
 
   const api: LedgerApi = {
     execute: (command) => node.execute(command),
@@ -61,6 +68,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     node,
     api,
     readModels,
+    feeds,
     describeStores: () => [
       `command log: single node, durable at ${join(config.dataDir, 'node')}`,
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,

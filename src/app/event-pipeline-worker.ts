@@ -14,7 +14,8 @@ export type PipelineRequest =
   | { type: 'stop' };
 
 export type PipelineReport =
-  | { type: 'ready' }
+  /** `storedPosition`: the last event in the event store when the pipeline started. */
+  | { type: 'ready'; storedPosition: string }
   | { type: 'durable'; index: number }
   | { type: 'projected'; position: string | null; status: ProjectionStatusReport[] }
   | { type: 'error'; where: string; message: string }
@@ -61,7 +62,7 @@ async function run(): Promise<void> {
       report({ type: 'stopped' });
     })();
   });
-  report({ type: 'ready' });
+  report({ type: 'ready', storedPosition: publisher.lastStoredPosition });
 }
 
 run().catch((error: Error) => {

@@ -10,6 +10,12 @@ export interface EventPipeline {
   start(): Promise<void>;
   /** The events of one applied entry (possibly none), in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void;
+  /**
+   * Position of the last event already in the event store when the pipeline started (POSITION_ZERO:
+   * none): with the events applied since, it bounds what the read models must reach to hold every
+   * event applied so far (the live feeds' catch-up). Known once start() resolved.
+   */
+  readonly storedPositionAtStart: string;
   /** Events handed over but not yet in the event store. */
   readonly backlogEvents: number;
   /** Called with the highest log index whose events are all in the event store. */

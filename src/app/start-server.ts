@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type JwtSecret, resolveJwtSecret } from '../api/auth';
 import { buildSchema } from '../api/schema';
 import { createApiServer } from '../api/server';
+import { type FeedServer, attachFeedServer } from '../api/subscriptions/feed-server';
 import type { LedgerConfig } from '../config';
 import { type ComposeHooks, type ComposedLedger, composeLedger } from './compose';
 
@@ -10,6 +11,8 @@ export interface RunningLedger {
   server: Server;
   ledger: ComposedLedger;
   secret: JwtSecret;
+  /** graphql-ws on the same port and path. */
+  feeds: FeedServer;
   port: number;
   /** http://localhost:<port>/graphql */
   url: string;
@@ -22,8 +25,9 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
   const ledger = await composeLedger(config, hooks);
   const secret = resolveJwtSecret(config.jwtSecret, config.dataDir);
   let ready = true;
+  const schema = buildSchema();
   const server = createApiServer({
-    schema: buildSchema(),
+    schema,
     ledger: ledger.api,
     jwtKey: secret.key,
     production: config.production,
@@ -31,6 +35,16 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
       const status = ledger.node.status();
       return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
     },
+  });
+  const feeds = attachFeedServer({
+    server,
+    schema,
+    ledger: ledger.api,
+    hub: ledger.feeds,
+    jwtKey: secret.key,
+    limits: config.feeds,
+    largeThresholdMinor: config.rules.largeTransactionThresholdMinor,
+    production: config.production,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -41,10 +55,12 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     server,
     ledger,
     secret,
+    feeds,
     port,
     url: `http://localhost:${port}/graphql`,
     async close() {
       ready = false;
+      await feeds.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

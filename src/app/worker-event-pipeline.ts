@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
+import { POSITION_ZERO } from '../domain/position';
 import { PositionWaiters } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
@@ -25,6 +26,7 @@ export class WorkerEventPipeline implements EventPipeline {
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
+  private storedAtStart = POSITION_ZERO;
   private resolveStopped: (() => void) | null = null;
 
   constructor(
@@ -39,12 +41,17 @@ export class WorkerEventPipeline implements EventPipeline {
       worker.once('error', reject);
       worker.on('message', (report: PipelineReport) => {
         if (report.type === 'ready') {
+          this.storedAtStart = report.storedPosition;
           worker.off('error', reject);
           worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
           resolve();
         } else this.handle(report);
       });
     });
+  }
+
+  get storedPositionAtStart(): string {
+    return this.storedAtStart;
   }
 
   get backlogEvents(): number {

@@ -66,6 +66,11 @@ export class LedgerEventPublisher {
     return this.queuedEvents;
   }
 
+  /** Position of the last event known to be in the store. */
+  get lastStoredPosition(): string {
+    return this.storedPosition;
+  }
+
 
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */

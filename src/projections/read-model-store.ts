@@ -190,6 +190,14 @@ export interface TransactionQuery {
   currency?: string | null;
 }
 
+/** The filters of the live feeds. */
+export interface ChangedTransactionsQuery {
+  /** Transactions from or to this account. */
+  accountId?: string | null;
+  /** Minor units, inclusive. */
+  minAmount?: bigint | null;
+}
+
 export interface Page<T> {
   docs: T[];
   /** Matching documents in all pages. */
@@ -217,6 +225,11 @@ export interface ReadModelStore {
   getTransactions(ids: readonly string[]): Promise<Array<TransactionDoc | null>>;
   /** Matching transactions newest first (createdPosition descending), strictly before `beforeCreatedPosition`. */
   findTransactions(query: TransactionQuery, beforeCreatedPosition: string | null, limit: number): Promise<Page<TransactionDoc>>;
+  /**
+   * Transactions whose last change lies in (afterPosition, upToPosition], in position order, at most
+   * `limit`: the catch-up of the live feeds (`transactionPosted`/`largeTransaction` with `after`).
+   */
+  transactionsChangedBetween(query: ChangedTransactionsQuery, afterPosition: string, upToPosition: string, limit: number): Promise<TransactionDoc[]>;
   /** The settled balance of an account at an instant (ISO 8601): null when the account did not exist then. */
   balanceAt(accountId: string, at: string): Promise<string | null>;
 

@@ -30,6 +30,7 @@ import {
   type ReadModelWrite,
   type TransactionDoc,
   type TransactionQuery,
+  type ChangedTransactionsQuery,
 } from './read-model-store';
 
 /** Bumped when the tables change; read models are rebuildable, so a mismatch means "rebuild", not "migrate". */
@@ -69,6 +70,8 @@ const SCHEMA = `
   CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_created_position ON transactions (created_position);
   CREATE INDEX IF NOT EXISTS transactions_by_large ON transactions (large, created_position);
   CREATE INDEX IF NOT EXISTS transactions_by_created_at ON transactions (created_at);
+  -- Catch-up of the live feeds reads transactions by the position of their last change.
+  CREATE INDEX IF NOT EXISTS transactions_by_position ON transactions (position);
 
   -- Per-account history: one row per entry of the document's accountIds, in the same order as the feed.
   CREATE TABLE IF NOT EXISTS transaction_accounts (
@@ -349,6 +352,27 @@ export class SqliteReadModelStore implements ReadModelStore {
       const rows = select.all({ ...params, limitPlusOne: limit + 1 }) as DocRow[];
       return toPage<TransactionDoc>(rows, limit, totalCount);
     })();
+  }
+
+  async transactionsChangedBetween(query: ChangedTransactionsQuery, afterPosition: string, upToPosition: string, limit: number): Promise<TransactionDoc[]> {
+    assertLimit(limit);
+    assertPosition(afterPosition, 'catch-up start');
+    assertPosition(upToPosition, 'catch-up end');
+    if (query.minAmount != null && query.minAmount > INT64_MAX) return [];
+    const where = ['t.position > @after', 't.position <= @upTo'];
+    const params: Record<string, unknown> = { after: afterPosition, upTo: upToPosition, limit };
+    let from = 'transactions t';
+    if (query.accountId != null) {
+      from = 'transaction_accounts ta JOIN transactions t ON t.id = ta.transaction_id';
+      where.push('ta.account_id = @accountId');
+      params.accountId = query.accountId;
+    }
+    if (query.minAmount != null) {
+      where.push('t.amount_minor >= @minAmount');
+      params.minAmount = query.minAmount < INT64_MIN ? INT64_MIN : query.minAmount;
+    }
+    const select = this.findStatement(`SELECT t.doc AS doc FROM ${from} WHERE ${where.join(' AND ')} ORDER BY t.position LIMIT @limit`);
+    return (select.all(params) as DocRow[]).map((row) => JSON.parse(row.doc) as TransactionDoc);
   }
 
   async balanceAt(accountId: string, at: string): Promise<string | null> {

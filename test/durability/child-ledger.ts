@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mintToken } from '../../src/api/auth';
 
 const REPO_ROOT = join(__dirname, '..', '..');
-const JWT_SECRET = 'crash-test-secret-crash-test-secret-42';
+export const JWT_SECRET = 'crash-test-secret-crash-test-secret-42';
 const OUTPUT_KEPT_CHARS = 20_000;
 
 export interface GqlResponse<T> {

@@ -185,6 +185,26 @@ export function readModelStoreContract(name: string, open: OpenReadModelStore): 
       });
     });
 
+    describe('transactionsChangedBetween (catch-up of the live feeds)', () => {
+      const changedIds = async (query: { accountId?: string; minAmount?: bigint }, after: string, upTo: string, limit = PAGE_SIZE_MAX) =>
+        (await store.transactionsChangedBetween(query, after, upTo, limit)).map((doc) => doc._id);
+
+      it('returns the transactions whose last change is in (after, upTo], in position order, filtered', async () => {
+        await loadFixture(store);
+        // t03 settles at position 9: it moves to the end of the position order.
+        await store.applyBatch([transactionWrite({ ...fixtureDoc('t03'), status: 'SETTLED', position: p(9) })], {});
+
+        expect(await changedIds({}, p(0), p(99))).toEqual(['t01', 't02', 't04', 't05', 't06', 't07', 't08', 't03']);
+        expect(await changedIds({}, p(2), p(7))).toEqual(['t04', 't05', 't06', 't07']);
+        expect(await changedIds({}, p(4, 0), p(4, 1))).toEqual(['t05']);
+        expect(await changedIds({ accountId: 'alice' }, p(0), p(99))).toEqual(['t01', 't04', 't08', 't03']);
+        expect(await changedIds({ minAmount: 1_000_000n }, p(0), p(99))).toEqual(['t02', 't04', 't07']);
+        expect(await changedIds({ accountId: 'bob', minAmount: 1_000_000n }, p(3), p(99))).toEqual(['t04']);
+        expect(await changedIds({}, p(0), p(99), 2)).toEqual(['t01', 't02']);
+        expect(await changedIds({ minAmount: 2n ** 70n }, p(0), p(99))).toEqual([]);
+      });
+    });
+
     describe('position guard', () => {
       it('skips an account write with an older or equal position and applies a newer one', async () => {
         const v5 = account('a', p(5), { balance: '500' });

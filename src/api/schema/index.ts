@@ -7,6 +7,7 @@ import { registerPageInfo } from './reads';
 import { registerErrors, registerScalars } from './scalars-and-errors';
 import { registerStatus } from './status';
 import { registerTransactions } from './transactions';
+import { registerSubscriptions } from '../subscriptions/subscription-type';
 
 export type { ApiContext, LedgerApi } from './builder';
 export { AT_LEAST_WAIT_MS } from './reads';
@@ -29,6 +30,7 @@ export function buildSchema(): GraphQLSchema {
   registerAnalytics(builder, accounts, transactions);
   registerStatus(builder);
   registerMutations(builder, errorTypes, accounts, transactions);
+  registerSubscriptions(builder, { Account: accounts.Account, Transaction: transactions.Transaction });
 
   return builder.toSchema({ sortSchema: false });
 }
