@@ -4,6 +4,7 @@ import type DataLoader from 'dataloader';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { ConsensusStatus } from '../consensus/command-log';
 import { LogOverloadedError, LogStoppedError, NotLeaderError } from '../consensus/command-log';
+import { OutcomeUnknownError, StorageWriteError } from '../consensus/storage-errors';
 import type { BatchOperation, JsonObject, LedgerCommand } from '../domain/commands';
 import { ERROR_CODES, type ErrorCode, type Rejection } from '../domain/errors';
 import type { AccountRecord, SuccessOutcome, TransactionRecord } from '../domain/events';
@@ -578,6 +579,8 @@ async function run(ctx: ApiContext, command: LedgerCommand, successName: string,
     if (error instanceof LogOverloadedError) throw new GraphQLError(error.message, { extensions: { code: 'OVERLOADED' } });
     if (error instanceof NotLeaderError) throw new GraphQLError(error.message, { extensions: { code: 'NOT_LEADER', leaderId: error.leaderId } });
     if (error instanceof LogStoppedError) throw new GraphQLError('the ledger is shutting down; retry on another node or later', { extensions: { code: 'UNAVAILABLE' } });
+    if (error instanceof StorageWriteError) throw new GraphQLError(error.message, { extensions: { code: 'STORAGE_UNAVAILABLE', retryable: true } });
+    if (error instanceof OutcomeUnknownError) throw new GraphQLError(error.message, { extensions: { code: 'OUTCOME_UNKNOWN', retryable: true } });
     throw error;
   }
   if (!outcome.ok) {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { TornTail } from '../consensus/log-storage';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
@@ -45,6 +46,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     dir: join(config.dataDir, 'node'),
     nodeId: config.nodeId,
     onFatal: hooks.onFatal,
+    onError: hooks.onError,
   });
   const node = new LedgerNode(machine, log, pipeline);
   await node.start();
@@ -66,12 +68,23 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
       `read models: embedded SQLite at ${readModelFile}`,
       'event pipeline (event store appends, projections): worker thread',
+      ...startupNotes(log),
     ],
     async close() {
       await node.stop();
       await readModels.close();
     },
   };
+}
+
+/** What recovery had to do, so that nothing is cut silently. */
+function startupNotes(log: { recoveredTornTail: TornTail | null }): string[] {
+  const torn = log.recoveredTornTail;
+  if (!torn) return [];
+  return [
+    `command log recovery: cut a torn final write (${torn.reason}) of ${torn.bytes} bytes at byte ${torn.offset} of ${torn.file}: ` +
+      `entries from index ${torn.fromIndex} on were never durable, so never acknowledged`,
+  ];
 }
 
 function redact(url: string): string {
