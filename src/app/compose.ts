@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { TornTail } from '../consensus/log-storage';
+import { type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
@@ -33,9 +33,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   }
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
   const readModelFile = join(config.dataDir, 'read-models.sqlite');
-  // Opened here first so that the read-model schema exists before the pipeline worker and the
-  // queries use it; this connection serves the queries.
-  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  makeDurableDir(config.dataDir);
   const pipeline = new WorkerEventPipeline(
     { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
     { onError: hooks.onError, onFatal: hooks.onFatal },
@@ -50,6 +48,11 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   });
   const node = new LedgerNode(machine, log, pipeline);
   await node.start();
+  // Opened once the pipeline worker has checked the read models (and rebuilt them if needed); this
+  // connection serves the queries.
+  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  // The stores' files now exist: make their directory entries durable.
+  syncDir(config.dataDir);
 
   const api: LedgerApi = {
     execute: (command) => node.execute(command),
@@ -69,6 +72,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
       `read models: embedded SQLite at ${readModelFile}`,
       'event pipeline (event store appends, projections): worker thread',
       ...startupNotes(log),
+      ...pipeline.startupNotes,
     ],
     async close() {
       await node.stop();

@@ -6,6 +6,7 @@ import { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
 import { SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
+import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
 import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
 
@@ -14,7 +15,7 @@ export type PipelineRequest =
   | { type: 'stop' };
 
 export type PipelineReport =
-  | { type: 'ready' }
+  | { type: 'ready'; storedPosition: string | null; notes: string[] }
   | { type: 'durable'; index: number }
   | { type: 'projected'; position: string | null; status: ProjectionStatusReport[] }
   | { type: 'error'; where: string; message: string }
@@ -30,18 +31,34 @@ async function run(): Promise<void> {
   const eventStore: EventStore = stores.eventStoreUrl
     ? EventStoreDbEventStore.connect(stores.eventStoreUrl)
     : SqliteEventStore.open(stores.eventStoreFile!);
-  const readModels = SqliteReadModelStore.open(stores.readModelFile);
+  const notes: string[] = [];
+  const corrupt = embeddedReadModelProblem(stores.readModelFile);
+  if (corrupt) {
+    dropEmbeddedReadModels(stores.readModelFile);
+    notes.push(`read models at ${stores.readModelFile} were unreadable (${corrupt}): dropped, re-projecting from the event store`);
+  }
+  let readModels = SqliteReadModelStore.open(stores.readModelFile);
 
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
     onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
   });
-  const projections = new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
-    onError: (error) => report({ type: 'error', where: 'projections', message: error.message }),
-  });
-  projections.onProjected(() => report({ type: 'projected', position: projections.position, status: projections.status() }));
+  const newProjections = () =>
+    new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
+      onError: (error) => report({ type: 'error', where: 'projections', message: error.message }),
+    });
+  let projections = newProjections();
 
   await publisher.start();
+  const ahead = await checkpointAheadOf(readModels, LEDGER_PROJECTORS, publisher.storedLedgerPosition);
+  if (ahead) {
+    await readModels.close();
+    dropEmbeddedReadModels(stores.readModelFile);
+    readModels = SqliteReadModelStore.open(stores.readModelFile);
+    projections = newProjections();
+    notes.push(`read models were ahead of the event store (${ahead}): dropped, re-projecting from the event store`);
+  }
+  projections.onProjected(() => report({ type: 'projected', position: projections.position, status: projections.status() }));
   await projections.start();
   report({ type: 'projected', position: projections.position, status: projections.status() });
 
@@ -61,7 +78,7 @@ async function run(): Promise<void> {
       report({ type: 'stopped' });
     })();
   });
-  report({ type: 'ready' });
+  report({ type: 'ready', storedPosition: publisher.storedLedgerPosition, notes });
 }
 
 run().catch((error: Error) => {

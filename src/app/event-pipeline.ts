@@ -10,6 +10,10 @@ export interface EventPipeline {
   start(): Promise<void>;
   /** The events of one applied entry (possibly none), in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void;
+  /** Known once started: the ledger position of the last event the event store holds (null: none). */
+  readonly storedPosition: string | null;
+  /** What start had to repair (a read model dropped and re-projected), for the startup output. */
+  readonly startupNotes: string[];
   /** Events handed over but not yet in the event store. */
   readonly backlogEvents: number;
   /** Called with the highest log index whose events are all in the event store. */

@@ -25,6 +25,8 @@ export class WorkerEventPipeline implements EventPipeline {
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
+  storedPosition: string | null = null;
+  startupNotes: string[] = [];
   private resolveStopped: (() => void) | null = null;
 
   constructor(
@@ -39,6 +41,8 @@ export class WorkerEventPipeline implements EventPipeline {
       worker.once('error', reject);
       worker.on('message', (report: PipelineReport) => {
         if (report.type === 'ready') {
+          this.storedPosition = report.storedPosition;
+          this.startupNotes = report.notes;
           worker.off('error', reject);
           worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
           resolve();

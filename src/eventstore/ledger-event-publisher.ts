@@ -162,6 +162,11 @@ export class LedgerEventPublisher {
     if (storedIndex > this.durableIndex) this.durableIndex = storedIndex;
   }
 
+  /** The ledger position of the last event in the store (null: none), as read at start or after a conflict. */
+  get storedLedgerPosition(): string | null {
+    return this.storedPosition === POSITION_ZERO ? null : this.storedPosition;
+  }
+
   get publishedIndex(): number {
     return this.durableIndex;
   }
