@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
+import { type LogStorageOptions, type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
@@ -23,6 +23,10 @@ export interface ComposedLedger {
 export interface ComposeHooks {
   onError?: (where: string, error: Error) => void;
   onFatal?: (error: Error) => void;
+  /** Run the event pipeline on this thread instead of a worker (tests that start many nodes). */
+  pipelineInThread?: boolean;
+  /** Log storage test seams (the storage-fault harness). */
+  logStorage?: LogStorageOptions;
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
@@ -37,6 +41,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   const pipeline = new WorkerEventPipeline(
     { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
     { onError: hooks.onError, onFatal: hooks.onFatal },
+    hooks.pipelineInThread ? 'in-thread' : 'worker',
   );
 
   const machine = new LedgerStateMachine(config.rules);
@@ -45,6 +50,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     nodeId: config.nodeId,
     onFatal: hooks.onFatal,
     onError: hooks.onError,
+    storage: hooks.logStorage,
   });
   const node = new LedgerNode(machine, log, pipeline);
   await node.start();

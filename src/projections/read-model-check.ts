@@ -17,7 +17,13 @@ export function embeddedReadModelProblem(file: string): string | null {
     db = new Database(file, { fileMustExist: true });
     const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
     const result = rows.map((r) => r.quick_check).join('; ');
-    return result === 'ok' ? null : `quick_check: ${result.slice(0, 500)}`;
+    if (result !== 'ok') return `quick_check: ${result.slice(0, 500)}`;
+    // Documents are JSON: one that no longer parses is damage quick_check cannot see.
+    for (const table of ['accounts', 'transactions']) {
+      const bad = db.prepare(`SELECT count(*) AS n FROM ${table} WHERE NOT json_valid(doc)`).get() as { n: number };
+      if (bad.n > 0) return `${bad.n} ${table} documents are not valid JSON`;
+    }
+    return null;
   } catch (error) {
     return (error as Error).message;
   } finally {

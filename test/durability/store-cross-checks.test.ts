@@ -24,7 +24,7 @@ describe('stores checked against each other at start', () => {
   });
 
   async function start(dir: string): Promise<ComposedLedger> {
-    const ledger = await openLedgerOn(dir);
+    const ledger = await openLedgerOn(dir, [], { pipelineInThread: true });
     open.push(ledger);
     return ledger;
   }

@@ -7,11 +7,12 @@ import type { LedgerCommand } from '../../src/domain/commands';
 import type { CommandOutcome } from '../../src/domain/ledger';
 
 /** A composed ledger (no HTTP) on a data folder, for tests that restart it on the same folder. */
-export async function openLedgerOn(dataDir: string, errors: Array<[string, Error]> = []): Promise<ComposedLedger> {
+export async function openLedgerOn(dataDir: string, errors: Array<[string, Error]> = [], options: { pipelineInThread?: boolean } = {}): Promise<ComposedLedger> {
   const config = loadConfig({ LEDGER_DATA_DIR: dataDir, NODE_ENV: 'test', LEDGER_JWT_SECRET: 'test-secret-test-secret-test-secret-42' });
   return composeLedger(config, {
     onError: (where, error) => errors.push([where, error]),
     onFatal: (error) => errors.push(['fatal', error]),
+    pipelineInThread: options.pipelineInThread,
   });
 }
 
