@@ -39,7 +39,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   const readModelFile = join(config.dataDir, 'read-models.sqlite');
   makeDurableDir(config.dataDir);
   const pipeline = new WorkerEventPipeline(
-    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile, appendBytesMax: config.eventStoreAppendBytesMax },
     { onError: hooks.onError, onFatal: hooks.onFatal },
     hooks.pipelineInThread ? 'in-thread' : 'worker',
   );

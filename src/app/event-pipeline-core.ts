@@ -34,6 +34,9 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
     onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
+    onHalted: (error) =>
+      report({ type: 'error', where: 'event store append (refused for good: the event pipeline stopped, nothing is retried)', message: error.message }),
+    appendBytesMax: stores.appendBytesMax ?? undefined,
   });
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {

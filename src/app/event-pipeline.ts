@@ -31,4 +31,6 @@ export interface EventPipelineStores {
   eventStoreFile: string | null;
   eventStoreUrl: string | null;
   readModelFile: string;
+  /** Bound on one event-store append (bytes); null: the default. */
+  appendBytesMax?: number | null;
 }
