@@ -91,17 +91,13 @@ export class SnapshotStore {
     const handle = await openAsync(temp, 'w');
     let done = false;
     try {
-      await handle.write(Buffer.alloc(HEADER_BYTES, 0x20), 0, HEADER_BYTES, 0);
-      let offset = HEADER_BYTES;
-      let checksum = 0;
+      const frame = new BodyFrame(this.bytesMax);
       for (const chunk of encodeLines(state)) {
-        if (offset - HEADER_BYTES + chunk.length > this.bytesMax) throw new SnapshotTooLargeError(this.bytesMax);
-        checksum = crc32(chunk, checksum);
+        const at = frame.add(chunk);
         let written = 0;
-        while (written < chunk.length) written += (await handle.write(chunk, written, chunk.length - written, offset + written)).bytesWritten;
-        offset += chunk.length;
+        while (written < chunk.length) written += (await handle.write(chunk, written, chunk.length - written, at + written)).bytesWritten;
       }
-      const header = headerBuffer({ index, crc32: checksum, bytes: offset - HEADER_BYTES, format: 'lines' });
+      const header = frame.header(index, 'lines');
       await handle.write(header, 0, header.length, 0);
       await handle.sync();
       await handle.close();
@@ -125,17 +121,13 @@ export class SnapshotStore {
     const fd = openSync(temp, 'w');
     let done = false;
     try {
-      writeSync(fd, Buffer.alloc(HEADER_BYTES, 0x20), 0, HEADER_BYTES, 0);
-      let offset = HEADER_BYTES;
-      let checksum = 0;
+      const frame = new BodyFrame(this.bytesMax);
       for (const chunk of chunks) {
-        if (offset - HEADER_BYTES + chunk.length > this.bytesMax) throw new SnapshotTooLargeError(this.bytesMax);
-        checksum = crc32(chunk, checksum);
+        const at = frame.add(chunk);
         let written = 0;
-        while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written, offset + written);
-        offset += chunk.length;
+        while (written < chunk.length) written += writeSync(fd, chunk, written, chunk.length - written, at + written);
       }
-      const header = headerBuffer({ index, crc32: checksum, bytes: offset - HEADER_BYTES, ...(format ? { format } : {}) });
+      const header = frame.header(index, format);
       writeSync(fd, header, 0, header.length, 0);
       fsyncSync(fd);
       closeSync(fd);
@@ -170,6 +162,30 @@ export class SnapshotStore {
       .map((name) => ({ name, index: Number(name.slice(0, -SUFFIX.length)) }))
       .filter((s) => Number.isSafeInteger(s.index))
       .sort((a, b) => a.index - b.index);
+  }
+}
+
+/**
+ * Where each chunk of a body goes, and the header once all are placed: the body follows a
+ * fixed-width header (written last, when the checksum is known; until then the file has none that
+ * parses, so a half-written file is never loaded). Refuses a body over bytesMax.
+ */
+class BodyFrame {
+  private offset = HEADER_BYTES;
+  private checksum = 0;
+  constructor(private readonly bytesMax: number) {}
+
+  /** The file offset to write `chunk` at. */
+  add(chunk: Buffer): number {
+    if (this.offset - HEADER_BYTES + chunk.length > this.bytesMax) throw new SnapshotTooLargeError(this.bytesMax);
+    this.checksum = crc32(chunk, this.checksum);
+    const at = this.offset;
+    this.offset += chunk.length;
+    return at;
+  }
+
+  header(index: number, format: 'lines' | undefined): Buffer {
+    return headerBuffer({ index, crc32: this.checksum, bytes: this.offset - HEADER_BYTES, ...(format ? { format } : {}) });
   }
 }
 

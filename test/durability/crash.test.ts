@@ -10,7 +10,7 @@ import { LedgerModel, OPENING_BALANCE, allAccounts, allTransactions, retryUnknow
  * catch up from the log.
  */
 
-jest.setTimeout(60_000);
+jest.setTimeout(120_000);
 
 const BASE_ACCOUNTS = Array.from({ length: 8 }, (_, i) => `acc-${i}`);
 
