@@ -3,7 +3,7 @@ import type { PositionedEvent } from '../../src/domain/ledger';
 import { formatPosition } from '../../src/domain/position';
 import { APPEND_BYTES_MAX_DEFAULT, AppendRefusedError } from '../../src/eventstore/event-store';
 import { EventStoreDbEventStore } from '../../src/eventstore/eventstoredb-event-store';
-import { LEDGER_STREAM, LedgerEventPublisher } from '../../src/eventstore/ledger-event-publisher';
+import { LEDGER_STREAM, LedgerEventPublisher, chunkByBytes, toNewEvent } from '../../src/eventstore/ledger-event-publisher';
 import { FakeEventStoreDbClient } from './fake-eventstoredb-client';
 
 /**
@@ -123,5 +123,26 @@ describe('publisher appends within the event store limits', () => {
     expect(halted[0]?.message).toMatch(/event at position 0000000000000001-000000 is \d+ bytes, more than one append may carry \(2048\)/);
     expect(client.appendSizes).toEqual([]);
     await store.close();
+  });
+});
+
+const EVENTSTORE_URL = process.env.EVENTSTORE_URL;
+if (!EVENTSTORE_URL) {
+  // eslint-disable-next-line no-console
+  console.log('append limits against a real EventStoreDB: SKIPPED (set EVENTSTORE_URL, e.g. esdb://localhost:2113?tls=false)');
+}
+(EVENTSTORE_URL ? describe : describe.skip)('append limits against the EventStoreDB server (EVENTSTORE_URL)', () => {
+  it('a ~4.5 MiB entry split by chunkByBytes lands; the same events in one append are refused for good', async () => {
+    const store = EventStoreDbEventStore.connect(EVENTSTORE_URL!);
+    try {
+      const stream = `limits-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}`;
+      const events = bigEntry(1, 1100).map((p) => toNewEvent(p, 1_000));
+      await expect(store.append(stream, events, 'no_stream')).rejects.toBeInstanceOf(AppendRefusedError);
+      let expected: bigint | 'no_stream' = 'no_stream';
+      for (const chunk of chunkByBytes(events, APPEND_BYTES_MAX_DEFAULT)) expected = (await store.append(stream, chunk, expected)).nextExpectedRevision;
+      expect(expected).toBe(1099n);
+    } finally {
+      await store.close();
+    }
   });
 });
