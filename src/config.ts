@@ -20,6 +20,11 @@ const EnvSchema = z.object({
   LEDGER_NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,50}$/, 'LEDGER_NODE_ID must be 1 to 50 characters of A-Z a-z 0-9 _ -').default('node-1'),
   EVENTSTORE_URL: urlLike('EVENTSTORE_URL', ['esdb', 'esdb+discover']).optional(),
   MONGODB_URL: urlLike('MONGODB_URL', ['mongodb', 'mongodb+srv']).optional(),
+  EVENTSTORE_APPEND_BYTES_MAX: z.coerce
+    .number()
+    .int('EVENTSTORE_APPEND_BYTES_MAX must be a whole number of bytes')
+    .min(1024, 'EVENTSTORE_APPEND_BYTES_MAX must be at least 1024')
+    .optional(),
   LEDGER_JWT_SECRET: z.string().min(32, 'LEDGER_JWT_SECRET must be at least 32 characters').optional(),
   LEDGER_LARGE_TX_THRESHOLD: digits('LEDGER_LARGE_TX_THRESHOLD').optional(),
   LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
@@ -40,6 +45,8 @@ export interface LedgerConfig {
   nodeId: string;
   eventStoreUrl: string | null;
   mongoDbUrl: string | null;
+  /** Bytes of event data and metadata per event-store append (null: the default, under EventStoreDB's 1 MiB MaxAppendSize). */
+  eventStoreAppendBytesMax: number | null;
   jwtSecret: string | null;
   production: boolean;
   logLevel: string;
@@ -70,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     nodeId: e.LEDGER_NODE_ID,
     eventStoreUrl: e.EVENTSTORE_URL ?? null,
     mongoDbUrl: e.MONGODB_URL ?? null,
+    eventStoreAppendBytesMax: e.EVENTSTORE_APPEND_BYTES_MAX ?? null,
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,

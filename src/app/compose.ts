@@ -1,9 +1,11 @@
 import { join } from 'node:path';
+import { type LogStorageOptions, type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
 import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { LedgerApi } from '../api/schema';
+import { POSITION_ZERO } from '../domain/position';
 import { FeedHub } from '../feeds/feed-hub';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
 import { WorkerEventPipeline } from './worker-event-pipeline';
@@ -25,6 +27,10 @@ export interface ComposedLedger {
 export interface ComposeHooks {
   onError?: (where: string, error: Error) => void;
   onFatal?: (error: Error) => void;
+  /** Run the event pipeline on this thread instead of a worker (tests that start many nodes). */
+  pipelineInThread?: boolean;
+  /** Log storage test seams (the storage-fault harness). */
+  logStorage?: LogStorageOptions;
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
@@ -35,12 +41,11 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   }
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
   const readModelFile = join(config.dataDir, 'read-models.sqlite');
-  // Opened here first so that the read-model schema exists before the pipeline worker and the
-  // queries use it; this connection serves the queries.
-  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  makeDurableDir(config.dataDir);
   const pipeline = new WorkerEventPipeline(
-    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile, appendBytesMax: config.eventStoreAppendBytesMax },
     { onError: hooks.onError, onFatal: hooks.onFatal },
+    hooks.pipelineInThread ? 'in-thread' : 'worker',
   );
 
   const machine = new LedgerStateMachine(config.rules);
@@ -48,13 +53,21 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     dir: join(config.dataDir, 'node'),
     nodeId: config.nodeId,
     onFatal: hooks.onFatal,
+    onError: hooks.onError,
+    storage: hooks.logStorage,
   });
   const node = new LedgerNode(machine, log, pipeline);
   const feeds = new FeedHub();
   // Registered before start, so that the head also covers the entries replayed from the log.
   log.onApplied((_entry, result) => feeds.ingest(result.events));
   await node.start();
-  feeds.noteApplied(pipeline.storedPositionAtStart);
+  // Opened once the pipeline worker has checked the read models (and rebuilt them if needed); this
+  // connection serves the queries.
+  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  // The stores' files now exist: make their directory entries durable.
+  syncDir(config.dataDir);
+  // The feeds' head covers the events already in the event store, too (replayed entries may stop short of them).
+  feeds.noteApplied(pipeline.storedPosition ?? POSITION_ZERO);
 
   const api: LedgerApi = {
     execute: (command) => node.execute(command),
@@ -74,12 +87,24 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
       `read models: embedded SQLite at ${readModelFile}`,
       'event pipeline (event store appends, projections): worker thread',
+      ...startupNotes(log),
+      ...pipeline.startupNotes,
     ],
     async close() {
       await node.stop();
       await readModels.close();
     },
   };
+}
+
+/** What recovery had to do, so that nothing is cut silently. */
+function startupNotes(log: { recoveredTornTail: TornTail | null }): string[] {
+  const torn = log.recoveredTornTail;
+  if (!torn) return [];
+  return [
+    `command log recovery: cut a torn final write (${torn.reason}) of ${torn.bytes} bytes at byte ${torn.offset} of ${torn.file}: ` +
+      `entries from index ${torn.fromIndex} on were never durable, so never acknowledged`,
+  ];
 }
 
 function redact(url: string): string {

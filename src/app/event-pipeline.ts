@@ -10,12 +10,10 @@ export interface EventPipeline {
   start(): Promise<void>;
   /** The events of one applied entry (possibly none), in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void;
-  /**
-   * Position of the last event already in the event store when the pipeline started (POSITION_ZERO:
-   * none): with the events applied since, it bounds what the read models must reach to hold every
-   * event applied so far (the live feeds' catch-up). Known once start() resolved.
-   */
-  readonly storedPositionAtStart: string;
+  /** Known once started: the ledger position of the last event the event store holds (null: none). */
+  readonly storedPosition: string | null;
+  /** What start had to repair (a read model dropped and re-projected), for the startup output. */
+  readonly startupNotes: string[];
   /** Events handed over but not yet in the event store. */
   readonly backlogEvents: number;
   /** Called with the highest log index whose events are all in the event store. */
@@ -33,4 +31,6 @@ export interface EventPipelineStores {
   eventStoreFile: string | null;
   eventStoreUrl: string | null;
   readModelFile: string;
+  /** Bound on one event-store append (bytes); null: the default. */
+  appendBytesMax?: number | null;
 }

@@ -3,11 +3,17 @@ import { LogOverloadedError } from '../consensus/command-log';
 import type { LedgerCommand } from '../domain/commands';
 import { type CommandOutcome, type EntryResult, LedgerMachine, type LedgerSnapshot } from '../domain/ledger';
 import type { LedgerRules } from '../domain/rules';
+import { StoresDisagreeError } from '../consensus/storage-errors';
+import { parsePosition } from '../domain/position';
 import type { EventPipeline } from './event-pipeline';
 
 /** Adapts the pure ledger machine to the command log's state-machine port. */
 export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResult> {
   readonly ledger: LedgerMachine;
+  /** Position of the last event any applied entry produced (null: none yet): what the event store must not go beyond. */
+  lastEventPosition: string | null = null;
+  /** The same, as of the snapshot restored at start: what the event store must have reached. */
+  restoredLastEventPosition: string | null = null;
   constructor(rules: LedgerRules) {
     this.ledger = new LedgerMachine(rules);
   }
@@ -15,13 +21,20 @@ export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResu
     return this.ledger.appliedIndex;
   }
   apply(entry: LogEntry<LedgerCommand>): EntryResult {
-    return this.ledger.apply({ index: entry.index, timestampMs: entry.timestampMs }, entry.command);
+    const result = this.ledger.apply({ index: entry.index, timestampMs: entry.timestampMs }, entry.command);
+    const last = result.events.at(-1);
+    if (last) this.lastEventPosition = last.position;
+    return result;
   }
   snapshot(): unknown {
-    return this.ledger.snapshot();
+    const image: LedgerSnapshot & { lastEventPosition: string | null } = { ...this.ledger.snapshot(), lastEventPosition: this.lastEventPosition };
+    return image;
   }
   restore(snapshot: unknown): void {
-    this.ledger.restore(snapshot as LedgerSnapshot);
+    const image = snapshot as LedgerSnapshot & { lastEventPosition?: string | null };
+    this.ledger.restore(image);
+    this.lastEventPosition = image.lastEventPosition ?? null;
+    this.restoredLastEventPosition = this.lastEventPosition;
   }
 }
 
@@ -40,6 +53,8 @@ export class LedgerNode {
   private tickTimer: NodeJS.Timeout | null = null;
   private tickAtMs: number | null = null;
   private stopped = false;
+  /** While starting, replayed entries wait here until the stores have been checked against each other. */
+  private heldForChecks: Array<{ index: number; timestampMs: number; events: EntryResult['events'] }> | null = null;
 
   constructor(
     readonly machine: LedgerStateMachine,
@@ -48,17 +63,56 @@ export class LedgerNode {
     private readonly options: LedgerNodeOptions = {},
   ) {
     log.onApplied((entry, result) => {
-      pipeline.enqueue(entry.index, entry.timestampMs, result.events);
+      if (this.heldForChecks) this.heldForChecks.push({ index: entry.index, timestampMs: entry.timestampMs, events: result.events });
+      else pipeline.enqueue(entry.index, entry.timestampMs, result.events);
       this.scheduleTick();
     });
     // Snapshots (and log compaction) never run ahead of what the event store holds.
     pipeline.onDurable((index) => log.setDurableElsewhereIndex(index));
   }
 
+  /**
+   * Starts the pipeline (which reads where the event store stands), recovers the log, then checks
+   * the stores against each other before anything replayed reaches the event store: the event
+   * store may trail the log (it catches up from it) but never be ahead of it (the log lost
+   * acknowledged entries), nor behind the snapshot (events the log no longer holds are missing).
+   * Either refuses to start.
+   */
   async start(): Promise<void> {
     await this.pipeline.start();
-    await this.log.start();
+    this.heldForChecks = [];
+    try {
+      await this.log.start();
+      this.checkStoresAgree();
+    } catch (error) {
+      this.heldForChecks = null;
+      await this.log.stop().catch(() => undefined);
+      await this.pipeline.stop().catch(() => undefined);
+      throw error;
+    }
+    const held = this.heldForChecks;
+    this.heldForChecks = null;
+    for (const entry of held) this.pipeline.enqueue(entry.index, entry.timestampMs, entry.events);
     this.scheduleTick();
+  }
+
+  private checkStoresAgree(): void {
+    const stored = this.pipeline.storedPosition;
+    const logLast = this.machine.lastEventPosition;
+    const { commitIndex, snapshotIndex } = this.log.status();
+    if (stored !== null && (logLast === null || stored > logLast)) {
+      throw new StoresDisagreeError(
+        `the event store holds events up to position ${stored} (log index ${parsePosition(stored).index}), but the command log ends at index ${commitIndex}` +
+          ` (its last event is at ${logLast ?? 'nothing'}): the log lost acknowledged entries`,
+      );
+    }
+    const restored = this.machine.restoredLastEventPosition;
+    if (restored !== null && (stored === null || stored < restored)) {
+      throw new StoresDisagreeError(
+        `the snapshot at index ${snapshotIndex} covers events up to position ${restored}, but the event store ends at ${stored ?? 'nothing'}:` +
+          ' the event store lost events that the log no longer holds',
+      );
+    }
   }
 
   /** Proposes a command and resolves with its outcome once it is durable and applied. */

@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
-import { POSITION_ZERO } from '../domain/position';
 import { PositionWaiters } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
-import type { PipelineReport, PipelineRequest } from './event-pipeline-worker';
+import { type PipelineReport, type PipelineRequest, startPipelineCore } from './event-pipeline-core';
 
 /**
  * Runs the event pipeline (publisher + projections, with their own store connections) on a worker
@@ -26,32 +25,41 @@ export class WorkerEventPipeline implements EventPipeline {
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
-  private storedAtStart = POSITION_ZERO;
+  storedPosition: string | null = null;
+  startupNotes: string[] = [];
   private resolveStopped: (() => void) | null = null;
+
+  /** In-thread mode: hands requests to the core directly. */
+  private takeInThread: ((request: PipelineRequest) => void) | null = null;
 
   constructor(
     private readonly stores: EventPipelineStores,
     private readonly hooks: { onError?: (where: string, error: Error) => void; onFatal?: (error: Error) => void } = {},
+    /** 'in-thread' runs the same pipeline core on this thread (tests that start many nodes). */
+    private readonly mode: 'worker' | 'in-thread' = 'worker',
   ) {}
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    if (this.mode === 'in-thread') {
+      // Reports arrive a turn later, as messages from a worker would ('ready' at once: start() returns on it).
+      this.takeInThread = await startPipelineCore(this.stores, (report) =>
+        report.type === 'ready' ? this.handle(report) : setImmediate(() => this.handle(report)),
+      );
+      return;
+    }
     const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: this.stores });
     this.worker = worker;
     return new Promise((resolve, reject) => {
       worker.once('error', reject);
       worker.on('message', (report: PipelineReport) => {
         if (report.type === 'ready') {
-          this.storedAtStart = report.storedPosition;
+          this.handle(report);
           worker.off('error', reject);
           worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
           resolve();
         } else this.handle(report);
       });
     });
-  }
-
-  get storedPositionAtStart(): string {
-    return this.storedAtStart;
   }
 
   get backlogEvents(): number {
@@ -85,7 +93,7 @@ export class WorkerEventPipeline implements EventPipeline {
     this.flushOutbox();
     this.stopped = new Promise<void>((resolve) => {
       this.resolveStopped = resolve;
-      if (!this.worker) return resolve();
+      if (!this.worker && !this.takeInThread) return resolve();
       this.post({ type: 'stop' });
     }).then(async () => {
       this.waiters.cancelAll();
@@ -104,7 +112,8 @@ export class WorkerEventPipeline implements EventPipeline {
   }
 
   private post(request: PipelineRequest): void {
-    this.worker?.postMessage(request);
+    if (this.takeInThread) this.takeInThread(request);
+    else this.worker?.postMessage(request);
   }
 
   private handle(report: PipelineReport): void {
@@ -133,6 +142,8 @@ export class WorkerEventPipeline implements EventPipeline {
         this.resolveStopped?.();
         return;
       case 'ready':
+        this.storedPosition = report.storedPosition;
+        this.startupNotes = report.notes;
         return;
     }
   }

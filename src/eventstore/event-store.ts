@@ -62,6 +62,17 @@ export class WrongExpectedRevisionError extends Error {
   }
 }
 
+/**
+ * The store refused an append for good (e.g. over EventStoreDB's MaxAppendSize): the same append
+ * can never succeed, so it must not be retried.
+ */
+export class AppendRefusedError extends RangeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppendRefusedError';
+  }
+}
+
 export interface ReadStreamOptions {
   /** First revision to read (forwards) or last revision to read (backwards). Default: the start, or the end backwards. */
   fromRevision?: bigint;
@@ -106,3 +117,5 @@ export interface EventStore {
 export const READ_COUNT_MAX = 4096;
 /** One append carries at most this many events. */
 export const APPEND_EVENTS_MAX = 8192;
+/** Default bound on the bytes (event data + metadata as JSON) of one append: under EventStoreDB's default MaxAppendSize of 1 MiB, with room for framing. */
+export const APPEND_BYTES_MAX_DEFAULT = 768 * 1024;

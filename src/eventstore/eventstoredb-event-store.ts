@@ -29,6 +29,7 @@ import {
 } from '@eventstore/db-client';
 import {
   APPEND_EVENTS_MAX,
+  AppendRefusedError,
   READ_COUNT_MAX,
   WrongExpectedRevisionError,
   type AppendResult,
@@ -181,7 +182,7 @@ export function toWrongExpectedRevisionError(
 export function mapAppendError(error: unknown, streamId: string, expected: ExpectedRevision, eventCount: number): unknown {
   if (error instanceof WrongExpectedVersionError) return toWrongExpectedRevisionError(error, streamId, expected);
   if (error instanceof MaxAppendSizeExceededError) {
-    return new RangeError(
+    return new AppendRefusedError(
       `append of ${eventCount} events to stream "${streamId}" exceeds EventStoreDB's maximum append size ` +
         `(${error.maxAppendSize} bytes, the server's MaxAppendSize): append fewer events at once`,
       { cause: error },

@@ -1,7 +1,15 @@
 import { v5 as uuidv5 } from 'uuid';
 import type { PositionedEvent } from '../domain/ledger';
 import { POSITION_ZERO, parsePosition } from '../domain/position';
-import { APPEND_EVENTS_MAX, type EventStore, type ExpectedRevision, type NewEvent, WrongExpectedRevisionError } from './event-store';
+import {
+  APPEND_BYTES_MAX_DEFAULT,
+  APPEND_EVENTS_MAX,
+  AppendRefusedError,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  WrongExpectedRevisionError,
+} from './event-store';
 
 /** The one stream the ledger's events go to, in log order. */
 export const LEDGER_STREAM = 'ledger';
@@ -33,6 +41,10 @@ export interface PublisherOptions {
   /** Wait this long after a failed append before trying again. */
   retryDelayMs?: number;
   onError?: (error: Error) => void;
+  /** One append carries at most this many bytes of event data and metadata (JSON); an entry with more is split across appends. */
+  appendBytesMax?: number;
+  /** The store refused an append for good: the publisher stopped and will not retry. */
+  onHalted?: (error: Error) => void;
 }
 
 /**
@@ -51,6 +63,7 @@ export class LedgerEventPublisher {
   private lastEnqueuedIndex = 0;
   private running: Promise<void> | null = null;
   private stopped = false;
+  private haltedBy: Error | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -65,13 +78,6 @@ export class LedgerEventPublisher {
   get backlogEvents(): number {
     return this.queuedEvents;
   }
-
-  /** Position of the last event known to be in the store. */
-  get lastStoredPosition(): string {
-    return this.storedPosition;
-  }
-
-
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
@@ -102,19 +108,34 @@ export class LedgerEventPublisher {
     this.stopped = true;
   }
 
+  /** The permanent refusal that stopped the publisher, or null. */
+  get halted(): Error | null {
+    return this.haltedBy;
+  }
+
   private async drain(): Promise<void> {
     let conflicts = 0;
     while (this.queue.length > 0 && !this.stopped) {
         const { entries, events } = this.takeBatch();
         const fresh = events.filter((e) => e.metadata.position > this.storedPosition);
         try {
-          if (fresh.length > 0) {
-            const result = await this.store.append(LEDGER_STREAM, fresh, this.expectedRevision);
+          // An entry larger than one append goes in several: the stored position lets a restart resume mid-entry.
+          for (const chunk of chunkByBytes(fresh, this.appendBytesMax)) {
+            const result = await this.store.append(LEDGER_STREAM, chunk, this.expectedRevision);
             this.expectedRevision = result.nextExpectedRevision;
-            this.storedPosition = fresh.at(-1)!.metadata.position;
+            this.storedPosition = chunk.at(-1)!.metadata.position;
           }
           conflicts = 0;
         } catch (error) {
+          if (error instanceof AppendRefusedError) {
+            // Retrying the same append can never succeed: stop, say so, keep the queue (the log keeps the entries).
+            this.queue = [...entries, ...this.queue];
+            this.queuedEvents += events.length;
+            this.haltedBy = error;
+            this.stopped = true;
+            this.options.onHalted?.(error);
+            return;
+          }
           if (error instanceof WrongExpectedRevisionError) {
             conflicts += 1;
             // One conflict is expected after a crash or a competing replica; a run of them means
@@ -140,15 +161,24 @@ export class LedgerEventPublisher {
     }
   }
 
+  private get appendBytesMax(): number {
+    return this.options.appendBytesMax ?? APPEND_BYTES_MAX_DEFAULT;
+  }
+
+  /** Whole entries, up to APPEND_EVENTS_MAX events and appendBytesMax bytes (at least one entry, however large). */
   private takeBatch(): { entries: QueuedEntry[]; events: NewEvent[] } {
     const entries: QueuedEntry[] = [];
     const events: NewEvent[] = [];
+    let bytes = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
-      if (entries.length > 0 && events.length + next.events.length > APPEND_EVENTS_MAX) break;
+      const nextEvents = next.events.map((positioned) => toNewEvent(positioned, next.timestampMs));
+      const nextBytes = nextEvents.reduce((sum, e) => sum + eventBytes(e), 0);
+      if (entries.length > 0 && (events.length + next.events.length > APPEND_EVENTS_MAX || bytes + nextBytes > this.appendBytesMax)) break;
       this.queue.shift();
       entries.push(next);
-      for (const positioned of next.events) events.push(toNewEvent(positioned, next.timestampMs));
+      events.push(...nextEvents);
+      bytes += nextBytes;
     }
     this.queuedEvents -= events.length;
     return { entries, events };
@@ -163,13 +193,47 @@ export class LedgerEventPublisher {
     }
     this.expectedRevision = last.revision;
     this.storedPosition = last.metadata.position;
-    const storedIndex = parsePosition(last.metadata.position).index;
-    if (storedIndex > this.durableIndex) this.durableIndex = storedIndex;
+    // The entry of the last stored event may be only partly stored (its events were split across
+    // appends): only the entries before it are known to be complete.
+    const completeIndex = parsePosition(last.metadata.position).index - 1;
+    if (completeIndex > this.durableIndex) this.durableIndex = completeIndex;
+  }
+
+  /** The ledger position of the last event in the store (null: none), as read at start or after a conflict. */
+  get storedLedgerPosition(): string | null {
+    return this.storedPosition === POSITION_ZERO ? null : this.storedPosition;
   }
 
   get publishedIndex(): number {
     return this.durableIndex;
   }
+}
+
+/** What an event weighs in an append: its data and metadata as JSON (what EventStoreDB's MaxAppendSize counts, bar framing). */
+export function eventBytes(event: NewEvent): number {
+  return Buffer.byteLength(JSON.stringify(event.data)) + Buffer.byteLength(JSON.stringify(event.metadata)) + event.type.length + event.id.length;
+}
+
+/** Consecutive runs of at most bytesMax bytes and APPEND_EVENTS_MAX events; an event alone over bytesMax can never be appended. */
+export function chunkByBytes(events: NewEvent[], bytesMax: number): NewEvent[][] {
+  const chunks: NewEvent[][] = [];
+  let chunk: NewEvent[] = [];
+  let bytes = 0;
+  for (const event of events) {
+    const size = eventBytes(event);
+    if (size > bytesMax) {
+      throw new AppendRefusedError(`event at position ${event.metadata.position} is ${size} bytes, more than one append may carry (${bytesMax}): it can never be appended`);
+    }
+    if (chunk.length > 0 && (bytes + size > bytesMax || chunk.length >= APPEND_EVENTS_MAX)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(event);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 function delay(ms: number): Promise<void> {

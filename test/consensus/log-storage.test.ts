@@ -1,6 +1,8 @@
+import type { FileHandle } from 'node:fs/promises';
 import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENTRY_BYTES_MAX, LogStorage } from '../../src/consensus/log-storage';
+import { ENTRY_BYTES_MAX, GROUP_BYTES_MAX, LogStorage } from '../../src/consensus/log-storage';
+import { LogCorruptionError, OutcomeUnknownError, StorageWriteError } from '../../src/consensus/storage-errors';
 import { type ListCommand, entry, listSegments, removeDir, segmentFileName, tempDir, writeSegments, flipBits } from './log-test-support';
 
 describe('LogStorage', () => {
@@ -18,7 +20,7 @@ describe('LogStorage', () => {
 
   it('starts empty, appends groups of records and reads them back in order after reopening', async () => {
     const { storage, recovery } = await LogStorage.open<ListCommand>(dir, 0);
-    expect(recovery).toEqual({ entries: [], truncatedBytes: 0 });
+    expect(recovery).toEqual({ entries: [], truncatedBytes: 0, tornTail: null, lastStoredIndex: 0 });
     expect(storage.lastIndex).toBe(0);
     await appendEntries(storage, 1, 1);
     await appendEntries(storage, 2, 40);
@@ -149,7 +151,7 @@ describe('LogStorage', () => {
       flipBits(bytes, second + 12, 0x01);
       writeFileSync(path, bytes);
       await expect(LogStorage.open<ListCommand>(dir, 0)).rejects.toThrow(
-        new RegExp(`log segment ${segmentFileName(1)} is corrupt at byte ${second}: checksum mismatch`),
+        new RegExp(`log segment ${segmentFileName(1)} is corrupt at byte ${second}: checksum mismatch in a segment that is not the last; entries at stake: index 2 and later`),
       );
       // Nothing was cut off.
       expect(readFileSync(path).equals(bytes)).toBe(true);
@@ -223,5 +225,139 @@ describe('LogStorage', () => {
       expect(existsSync(join(dir, segmentFileName(31)))).toBe(true);
       await reopened.storage.close();
     });
+  });
+});
+
+describe('LogStorage: a crash tears only the last group write; anything else is corruption', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => removeDir(dir));
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, from + i));
+  const offsetOf = (index: number) => range(1, index - 1).reduce((sum, e) => sum + LogStorage.encode(e).length, 0);
+
+  it('a flipped byte inside the 11th of 52 records refuses to start, naming the segment, the offset and the indexes 11 to 52', async () => {
+    writeSegments(dir, [range(1, 52)]);
+    const path = join(dir, segmentFileName(1));
+    const bytes = readFileSync(path);
+    flipBits(bytes, offsetOf(11) + 20, 0x04);
+    writeFileSync(path, bytes);
+    const opened = LogStorage.open<ListCommand>(dir, 0);
+    await expect(opened).rejects.toBeInstanceOf(LogCorruptionError);
+    await expect(opened).rejects.toThrow(
+      new RegExp(`log segment ${segmentFileName(1)} is corrupt at byte ${offsetOf(11)}: checksum mismatch, followed by a valid record of entry 12 at byte ${offsetOf(12)}; entries at stake: indexes 11 to 52`),
+    );
+    const error = (await opened.catch((e: unknown) => e)) as LogCorruptionError;
+    expect(error.file).toBe(segmentFileName(1));
+    expect(error.offset).toBe(offsetOf(11));
+    expect(error.indexes).toEqual({ first: 11, last: 52 });
+    // Nothing was cut.
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+  });
+
+  it('a zero-filled range over middle records is corruption, not a tear', async () => {
+    writeSegments(dir, [range(1, 10)]);
+    const path = join(dir, segmentFileName(1));
+    const bytes = readFileSync(path);
+    bytes.fill(0, offsetOf(3), offsetOf(5) + 5);
+    writeFileSync(path, bytes);
+    await expect(LogStorage.open<ListCommand>(dir, 0)).rejects.toThrow(/corrupt at byte \d+: empty record, followed by a valid record of entry 6 .*indexes 3 to 10/);
+  });
+
+  it('a torn final record is cut and reported: file, offset, bytes and the first index lost', async () => {
+    writeSegments(dir, [range(1, 52)]);
+    const path = join(dir, segmentFileName(1));
+    const size = statSync(path).size;
+    truncateSync(path, size - 5);
+    const { storage, recovery } = await LogStorage.open<ListCommand>(dir, 0);
+    expect(recovery.entries.map((e) => e.index)).toEqual(range(1, 51).map((e) => e.index));
+    expect(recovery.tornTail).toEqual({ file: segmentFileName(1), offset: offsetOf(52), bytes: size - 5 - offsetOf(52), fromIndex: 52, reason: 'truncated record' });
+    expect(recovery.lastStoredIndex).toBe(51);
+    await storage.close();
+  });
+
+  it('damage followed by more bytes than one group write can hold is corruption', async () => {
+    writeSegments(dir, [range(1, 3)]);
+    const path = join(dir, segmentFileName(1));
+    const size = statSync(path).size;
+    truncateSync(path, size + GROUP_BYTES_MAX + 1); // sparse: reads back as zeros
+    await expect(LogStorage.open<ListCommand>(dir, 0)).rejects.toThrow(/more than one group write/);
+    expect(statSync(path).size).toBe(size + GROUP_BYTES_MAX + 1);
+  });
+
+  it('the planted bug (cut anything bad in the last segment) is off by default and, when on, silently cuts acknowledged entries', async () => {
+    writeSegments(dir, [range(1, 20)]);
+    const path = join(dir, segmentFileName(1));
+    const bytes = readFileSync(path);
+    flipBits(bytes, offsetOf(11) + 9, 0x01);
+    writeFileSync(path, bytes);
+    await expect(LogStorage.open<ListCommand>(dir, 0)).rejects.toBeInstanceOf(LogCorruptionError);
+    const { storage, recovery } = await LogStorage.open<ListCommand>(dir, 0, { plantedBugCutAnythingInLastSegment: true });
+    expect(storage.lastIndex).toBe(10);
+    expect(recovery.tornTail?.fromIndex).toBe(11);
+    await storage.close();
+  });
+});
+
+describe('LogStorage: a failed append leaves nothing behind', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    removeDir(dir);
+  });
+  const records = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => LogStorage.encode(entry(from + i, from + i)));
+  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  type Seam = { writeGroup(handle: FileHandle, buffer: Buffer, position: number): Promise<void> };
+  const seam = LogStorage.prototype as unknown as Seam;
+
+  it('a partial write then ENOSPC: StorageWriteError, the segment is cut back to its durable length, the next append lands', async () => {
+    const { storage } = await LogStorage.open<ListCommand>(dir, 0);
+    await storage.append(1, 3, records(1, 3));
+    const path = join(dir, segmentFileName(1));
+    const durable = statSync(path).size;
+    const real = seam.writeGroup;
+    const spy = jest.spyOn(seam, 'writeGroup').mockImplementationOnce(async (handle, buffer, position) => {
+      // Half of the group reaches the file, then the disk is full.
+      await handle.write(buffer, 0, Math.floor(buffer.length / 2), position);
+      throw enospc();
+    });
+    const failed = storage.append(4, 8, records(4, 8));
+    await expect(failed).rejects.toBeInstanceOf(StorageWriteError);
+    await expect(failed).rejects.toThrow(/ENOSPC.*nothing was recorded, retry later/);
+    expect(statSync(path).size).toBe(durable);
+    expect(storage.lastIndex).toBe(3);
+    spy.mockImplementation(real);
+    await storage.append(4, 5, records(4, 5));
+    await storage.close();
+    const reopened = await LogStorage.open<ListCommand>(dir, 0);
+    expect(reopened.recovery.tornTail).toBeNull();
+    expect(reopened.recovery.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5]);
+    await reopened.storage.close();
+  });
+
+  it('when the cut-back fails too: OutcomeUnknownError, and nothing is appended until the cut-back succeeds', async () => {
+    const { storage } = await LogStorage.open<ListCommand>(dir, 0);
+    await storage.append(1, 2, records(1, 2));
+    const path = join(dir, segmentFileName(1));
+    const durable = statSync(path).size;
+    jest.spyOn(seam, 'writeGroup').mockImplementationOnce(async (handle, buffer, position) => {
+      await handle.write(buffer, 0, buffer.length, position);
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    });
+    const handleProto = Object.getPrototypeOf((storage as unknown as { handle: FileHandle }).handle) as FileHandle;
+    const truncate = jest.spyOn(handleProto, 'truncate').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+    await expect(storage.append(3, 4, records(3, 4))).rejects.toThrow(OutcomeUnknownError);
+    await expect(storage.append(3, 4, records(3, 4))).resolves.toBeUndefined();
+    // The second append first cut the stray bytes away (truncate now works), then wrote its own.
+    expect(truncate).toHaveBeenCalledTimes(2);
+    expect(statSync(path).size).toBeGreaterThan(durable);
+    await storage.close();
+    const reopened = await LogStorage.open<ListCommand>(dir, 0);
+    expect(reopened.recovery.entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
+    await reopened.storage.close();
   });
 });

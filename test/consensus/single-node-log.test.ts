@@ -3,6 +3,11 @@ import { join } from 'node:path';
 import { LogOverloadedError, LogStoppedError, type LogEntry } from '../../src/consensus/command-log';
 import { ENTRY_BYTES_MAX, LogStorage } from '../../src/consensus/log-storage';
 import { SingleNodeLog, type SingleNodeLogOptions } from '../../src/consensus/single-node-log';
+import { SnapshotStore, SnapshotTooLargeError } from '../../src/consensus/snapshot-store';
+import { StorageWriteError } from '../../src/consensus/storage-errors';
+import type { FileHandle } from 'node:fs/promises';
+
+const enospcError = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
 import { LedgerStateMachine } from '../../src/app/ledger-node';
 import type { LedgerCommand } from '../../src/domain/commands';
 import type { EntryResult } from '../../src/domain/ledger';
@@ -317,12 +322,15 @@ describe('SingleNodeLog', () => {
       expect(listSnapshots(snapshotDir())).toEqual([]);
       expect(first.log.status().snapshotIndex).toBe(0);
       first.log.setDurableElsewhereIndex(9);
+      await first.log.snapshotsSettled();
       expect(listSnapshots(snapshotDir())).toEqual([]);
       first.log.setDurableElsewhereIndex(10);
+      await first.log.snapshotsSettled();
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(10)]);
       expect(first.log.status().snapshotIndex).toBe(10);
       // Going back changes nothing.
       first.log.setDurableElsewhereIndex(3);
+      await first.log.snapshotsSettled();
       await proposeInTurn(first.log, range(11, 14));
       await first.log.stop();
       // stop() takes a snapshot at 14, still waiting for the entries to be durable elsewhere.
@@ -342,6 +350,7 @@ describe('SingleNodeLog', () => {
       await first.log.stop();
       expect(listSnapshots(snapshotDir())).toEqual([]);
       first.log.setDurableElsewhereIndex(7);
+      await first.log.snapshotsSettled();
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(7)]);
 
       const second = await startLog();
@@ -355,7 +364,10 @@ describe('SingleNodeLog', () => {
       const first = newLog({ snapshotEveryEntries: 5 });
       first.log.onApplied((entry) => first.log.setDurableElsewhereIndex(entry.index));
       await first.log.start();
-      await proposeInTurn(first.log, range(1, 23));
+      for (const value of range(1, 23)) {
+        await first.log.propose({ value });
+        await first.log.snapshotsSettled();
+      }
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(15), snapshotFileName(20)]);
       expect(first.log.status().snapshotIndex).toBe(20);
     });
@@ -368,6 +380,7 @@ describe('SingleNodeLog', () => {
       const first = await startLog({ snapshotEveryEntries: 5 });
       await proposeInTurn(first.log, range(1, 5));
       first.log.setDurableElsewhereIndex(5);
+      await first.log.snapshotsSettled();
       await proposeInTurn(first.log, range(6, 8));
       await first.log.stop();
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(5)]);
@@ -378,6 +391,7 @@ describe('SingleNodeLog', () => {
       expect(second.machine.applyCalls).toBe(3);
       await proposeInTurn(second.log, range(9, 10));
       second.log.setDurableElsewhereIndex(10);
+      await second.log.snapshotsSettled();
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(5), snapshotFileName(10)]);
       // Entry 6 is after the previous snapshot (5): its segment stays.
       expect(listSegments(logDir())).toEqual([segmentFileName(1), segmentFileName(7)]);
@@ -404,6 +418,7 @@ describe('SingleNodeLog', () => {
       const second = await twoSnapshotsAcrossSegments();
       await proposeInTurn(second.log, range(13, 15));
       second.log.setDurableElsewhereIndex(15);
+      await second.log.snapshotsSettled();
       expect(listSnapshots(snapshotDir())).toEqual([snapshotFileName(10), snapshotFileName(15)]);
       // [1..6] is covered by both kept snapshots; [7..] is the segment being written.
       expect(listSegments(logDir())).toEqual([segmentFileName(7)]);
@@ -455,6 +470,89 @@ describe('SingleNodeLog', () => {
       const reopened = await startLog();
       expect(reopened.machine.values).toEqual([]);
       expect((await reopened.log.propose({ value: 1 })).index).toBe(1);
+    });
+  });
+
+  describe('a disk that refuses a write (full, I/O error)', () => {
+    type Seam = { writeGroup(handle: FileHandle, buffer: Buffer, position: number): Promise<void> };
+    const seam = LogStorage.prototype as unknown as Seam;
+    const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+
+    it('answers the group and the proposals behind it with a retryable StorageWriteError, applies none of them, and takes writes again', async () => {
+      const errors: Array<[string, Error]> = [];
+      const { log, machine, fatal } = await startLog({ onError: (where, error) => errors.push([where, error]) });
+      await proposeInTurn(log, range(1, 3));
+      const real = seam.writeGroup;
+      let failing = true;
+      jest.spyOn(seam, 'writeGroup').mockImplementation(async function (this: unknown, handle, buffer, position) {
+        if (!failing) return real.call(this, handle, buffer, position);
+        await handle.write(buffer, 0, Math.ceil(buffer.length / 3), position);
+        await delay(20);
+        throw enospc();
+      });
+      const refused = range(4, 9).map((value) => log.propose({ value }));
+      const settled = await Promise.allSettled(refused);
+      expect(settled.every((s) => s.status === 'rejected' && s.reason instanceof StorageWriteError)).toBe(true);
+      expect(fatal).toEqual([]);
+      expect(errors.map(([where]) => where)).toContain('command log append');
+      expect(machine.values).toEqual([1, 2, 3]);
+      expect(log.status()).toMatchObject({ commitIndex: 3, appliedIndex: 3 });
+      // Still refused while the disk is full, and still nothing applied.
+      await expect(log.propose({ value: 10 })).rejects.toBeInstanceOf(StorageWriteError);
+      failing = false;
+      // Space is back: the next proposal takes the first free index.
+      expect((await log.propose({ value: 11 })).index).toBe(4);
+      await log.stop();
+      jest.restoreAllMocks();
+      const reopened = await startLog();
+      expect(reopened.machine.values).toEqual([1, 2, 3, 11]);
+    });
+  });
+
+  describe('a snapshot that fails', () => {
+    it('is reported and retried while commands keep being acknowledged; nothing is fatal', async () => {
+      const errors: Array<[string, Error]> = [];
+      const first = newLog({ snapshotEveryEntries: 5, snapshotRetryDelayMs: 0, onError: (where, error) => errors.push([where, error]) });
+      first.log.onApplied((entry) => first.log.setDurableElsewhereIndex(entry.index));
+      await first.log.start();
+      const real = SnapshotStore.prototype.write;
+      let failuresLeft = 2;
+      jest.spyOn(SnapshotStore.prototype, 'write').mockImplementation(async function (this: SnapshotStore, index, state) {
+        if (failuresLeft > 0) {
+          failuresLeft -= 1;
+          throw enospcError();
+        }
+        return real.call(this, index, state);
+      });
+      for (const value of range(1, 12)) {
+        expect((await first.log.propose({ value })).index).toBe(value);
+        await first.log.snapshotsSettled();
+      }
+      expect(errors.filter(([where]) => where === 'snapshot').map(([, e]) => e.message)).toEqual([expect.stringMatching(/ENOSPC/), expect.stringMatching(/ENOSPC/)]);
+      expect(first.fatal).toEqual([]);
+      expect(first.log.status().snapshotIndex).toBe(12);
+      await first.log.stop();
+      const second = await startLog();
+      expect(second.machine.restoredFrom).toBe(12);
+      expect(second.machine.values).toEqual(range(1, 12));
+    });
+
+    it('too large: refused and reported, the log keeps every entry, commands go on', async () => {
+      const errors: Array<[string, Error]> = [];
+      const first = newLog({ snapshotEveryEntries: 3, snapshotBytesMax: 10, snapshotRetryDelayMs: 0, onError: (where, error) => errors.push([where, error]) });
+      first.log.onApplied((entry) => first.log.setDurableElsewhereIndex(entry.index));
+      await first.log.start();
+      for (const value of range(1, 8)) {
+        await first.log.propose({ value });
+        await first.log.snapshotsSettled();
+      }
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors.every(([where, e]) => where === 'snapshot' && e instanceof SnapshotTooLargeError)).toBe(true);
+      expect(first.fatal).toEqual([]);
+      expect(listSnapshots(snapshotDir())).toEqual([]);
+      await first.log.stop();
+      const second = await startLog();
+      expect(second.machine.values).toEqual(range(1, 8));
     });
   });
 

@@ -62,4 +62,28 @@ describe('SnapshotStore', () => {
     for (const name of listSnapshots(dir)) writeFileSync(join(dir, name), 'garbage\ngarbage');
     expect(new SnapshotStore(dir).loadLatest()).toBeNull();
   });
+
+  it('streams a large state: no JSON string longer than one element, and it reads back exactly', async () => {
+    const store = new SnapshotStore(dir);
+    const state = {
+      version: 1,
+      nested: { accounts: Array.from({ length: 20_000 }, (_, i) => ({ id: `acc-${i}`, balance: String(i * 7), metadata: { note: 'n'.repeat(50) } })) },
+      keys: Array.from({ length: 5_000 }, (_, i) => ({ key: `k-${i}`, at: i })),
+    };
+    const stringify = jest.spyOn(JSON, 'stringify');
+    await store.write(42, state);
+    const longest = Math.max(...stringify.mock.results.map((r) => (typeof r.value === 'string' ? r.value.length : 0)));
+    stringify.mockRestore();
+    const whole = JSON.stringify(state).length;
+    expect(whole).toBeGreaterThan(1_000_000);
+    expect(longest).toBeLessThan(200);
+    expect(new SnapshotStore(dir).loadLatest()).toEqual({ index: 42, state });
+  });
+
+  it('a failed streamed write leaves neither a snapshot nor a temporary file', async () => {
+    const store = new SnapshotStore(dir, { bytesMax: 1000 });
+    await expect(store.write(7, { list: Array.from({ length: 500 }, (_, i) => i) })).rejects.toThrow(/snapshot body exceeds 1000 bytes/);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(store.loadLatest()).toBeNull();
+  });
 });

@@ -62,7 +62,8 @@ describe('LedgerEventPublisher', () => {
 
     const restarted = new LedgerEventPublisher(store);
     await restarted.start();
-    expect(restarted.publishedIndex).toBe(3);
+    // Entry 3's events may have been split across appends: from the store alone only 1 and 2 are known complete.
+    expect(restarted.publishedIndex).toBe(2);
     for (const e of entries) restarted.enqueue(e.index, e.timestampMs, e.result.events);
     await restarted.flush();
 

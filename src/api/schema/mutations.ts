@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { LogOverloadedError, LogStoppedError, NotLeaderError } from '../../consensus/command-log';
+import { OutcomeUnknownError, StorageWriteError } from '../../consensus/storage-errors';
 import type { BatchOperation, JsonObject, LedgerCommand } from '../../domain/commands';
 import type { ErrorCode } from '../../domain/errors';
 import type { SuccessOutcome } from '../../domain/events';
@@ -247,6 +248,8 @@ async function run(ctx: ApiContext, command: LedgerCommand, successName: string,
     if (error instanceof LogOverloadedError) throw new GraphQLError(error.message, { extensions: { code: 'OVERLOADED' } });
     if (error instanceof NotLeaderError) throw new GraphQLError(error.message, { extensions: { code: 'NOT_LEADER', leaderId: error.leaderId } });
     if (error instanceof LogStoppedError) throw new GraphQLError('the ledger is shutting down; retry on another node or later', { extensions: { code: 'UNAVAILABLE' } });
+    if (error instanceof StorageWriteError) throw new GraphQLError(error.message, { extensions: { code: 'STORAGE_UNAVAILABLE', retryable: true } });
+    if (error instanceof OutcomeUnknownError) throw new GraphQLError(error.message, { extensions: { code: 'OUTCOME_UNKNOWN', retryable: true } });
     throw error;
   }
   if (!outcome.ok) {
