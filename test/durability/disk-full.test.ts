@@ -7,7 +7,7 @@ import { OutcomeUnknownError, StorageWriteError } from '../../src/consensus/stor
 import { openAccount, openLedgerOn, settle } from '../support/ledger-on-disk';
 
 /**
- * Disk full for real: the data folder on a 256 KiB tmpfs. Transfers are sent until the disk refuses
+ * Disk full for real: the data folder on a 1 MiB tmpfs. Transfers are sent until the disk refuses
  * ten of them; reads go on being served; once space returns (the tmpfs grows) writes resume; after a
  * restart every acknowledged transfer is there and no refused one took effect.
  * Needs `mount` (root); where it is not permitted the test says so and is skipped.
@@ -18,7 +18,7 @@ jest.setTimeout(120_000);
 const mountPoint = mkdtempSync(join(tmpdir(), 'ledger-tmpfs-'));
 let mounted = false;
 try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mountPoint], { stdio: 'pipe' });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint], { stdio: 'pipe' });
   mounted = true;
 } catch (error) {
   // eslint-disable-next-line no-console
@@ -27,7 +27,7 @@ try {
 
 const describeMounted = mounted ? describe : describe.skip;
 
-describeMounted('disk full (256 KiB tmpfs)', () => {
+describeMounted('disk full (1 MiB tmpfs)', () => {
   afterAll(() => {
     if (mounted) execFileSync('umount', ['-l', mountPoint]);
     rmSync(mountPoint, { recursive: true, force: true });
@@ -40,6 +40,11 @@ describeMounted('disk full (256 KiB tmpfs)', () => {
     const OPENING = 10_000_000n;
     await ledger.api.execute(openAccount('a', OPENING, 'open-a'));
     await ledger.api.execute(openAccount('b', 0n, 'open-b'));
+    // The read models hold both accounts before the disk fills (afterwards projections may fail too).
+    for (let tries = 0; (await ledger.readModels.getAccounts(['a', 'b'])).some((doc) => !doc); tries += 1) {
+      if (tries > 600) throw new Error(`the read models never projected the opened accounts: ${errors.map(([w, e]) => w + ': ' + e.message).join('; ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     // Metadata makes each entry big, so the disk fills in a few dozen transfers.
     const metadata = { pad: 'x'.repeat(1500) };
     const amountOf = (n: number) => BigInt(1 + (n % 7));
