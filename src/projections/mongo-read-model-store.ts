@@ -1,0 +1,394 @@
+/**
+ * The MongoDB adapter of the read-model port (see read-model-store.ts), on the official `mongodb`
+ * driver. It runs on real MongoDB and on FerretDB 1.24 (what CI has), so it uses only what both do
+ * the same way: no multi-document transactions, no change streams, no `{$sum: 1}` in `$group` (0 on
+ * FerretDB: counts use `$count`), no pipeline updates, and bulk writes in chunks (FerretDB hangs on
+ * an `update` of more than about 50 statements; real MongoDB takes any chunk size).
+ *
+ * Documents are the port's documents keyed by `_id`, plus a few fields only queries use (see
+ * Stored* below), which reads strip again. Metadata is stored as JSON text: it is client input with
+ * arbitrary keys, and keys with `$` or `.` (legal in JSON) are not storable as BSON field names on
+ * every server; as text it round-trips exactly, as in the embedded store.
+ *
+ * Every write is a filtered upsert guarded by position: `replaceOne({_id, position: {$lt: p}}, doc,
+ * {upsert: true})`. When the stored document is as new or newer the filter misses, the upsert tries
+ * to insert a second `_id` and the server answers duplicate key (E11000): that is the skipped stale
+ * write. `_id` is the only unique index of these collections, so E11000 can mean nothing else.
+ * Checkpoints live in the same database and are written after all the batch's documents, so a crash
+ * between the two leaves a checkpoint that is behind, and the replay from it changes nothing.
+ */
+import { Long, MongoClient, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type IndexDescription, MongoBulkWriteError, type MongoServerError } from 'mongodb';
+import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
+import { isPosition } from '../domain/position';
+import {
+  PAGE_SIZE_MAX,
+  type AccountDoc,
+  type BalanceHistoryDoc,
+  type Checkpoint,
+  type Page,
+  type ReadModelStore,
+  type ReadModelWrite,
+  type TransactionDoc,
+  type TransactionQuery,
+} from './read-model-store';
+
+/** Statements per bulk `update`: FerretDB 1.24 exhausts its pool and hangs above about 50; 40 works. */
+export const MONGO_BULK_CHUNK_DEFAULT = 40;
+/** Largest accepted chunk: MongoDB's own maximum batch of write operations. */
+export const MONGO_BULK_CHUNK_MAX = 100_000;
+/** How long connecting waits for a server before failing with an error naming MONGODB_URL. */
+export const MONGO_SERVER_SELECTION_TIMEOUT_MS = 5000;
+export const MONGO_DATABASE_DEFAULT = 'ledger';
+
+const DUPLICATE_KEY = 11000;
+const NAMESPACE_NOT_FOUND = 26;
+
+export interface MongoReadModelStoreOptions {
+  /** Write statements per bulk command (default MONGO_BULK_CHUNK_DEFAULT). */
+  bulkChunk?: number;
+  /** Default MONGO_SERVER_SELECTION_TIMEOUT_MS. */
+  serverSelectionTimeoutMs?: number;
+}
+
+/** Account as stored: metadata as JSON text. */
+type StoredAccount = Omit<AccountDoc, 'metadata'> & { metadataJson: string };
+
+/** Transaction as stored: metadata as JSON text, plus the exact amount and the instant in sortable types. */
+type StoredTransaction = Omit<TransactionDoc, 'metadata'> & {
+  metadataJson: string;
+  /** Exact minor units as int64, for minAmount (the digit string stays in `amount`). */
+  amountMinor: Long;
+  /** createdAt as a BSON date, so bounds compare as instants whatever ISO form they come in. */
+  createdAtDate: Date;
+};
+
+type StoredBalanceHistory = BalanceHistoryDoc & { atDate: Date };
+
+interface StoredCheckpoint {
+  _id: string;
+  position: string;
+  storePosition: string;
+  updatedAtMs: number;
+}
+
+/** Thrown when the server cannot be reached: names the setting to check. */
+export class MongoUnreachableError extends Error {
+  constructor(url: string, cause: Error) {
+    super(`cannot reach the MongoDB read-model store at MONGODB_URL=${redactMongoUrl(url)}: ${cause.message}`);
+    this.name = 'MongoUnreachableError';
+  }
+}
+
+export class MongoReadModelStore implements ReadModelStore {
+  readonly kind = 'mongodb';
+
+  private readonly accounts: Collection<StoredAccount>;
+  private readonly transactions: Collection<StoredTransaction>;
+  private readonly balanceHistory: Collection<StoredBalanceHistory>;
+  private readonly checkpoints: Collection<StoredCheckpoint>;
+
+  private constructor(
+    private readonly client: MongoClient,
+    readonly db: Db,
+    private readonly bulkChunk: number,
+  ) {
+    this.accounts = db.collection('accounts');
+    this.transactions = db.collection('transactions');
+    this.balanceHistory = db.collection('balanceHistory');
+    this.checkpoints = db.collection('checkpoints');
+  }
+
+  /**
+   * Connects (failing within serverSelectionTimeoutMs with a MongoUnreachableError), then creates the
+   * indexes the queries need (idempotent). Database from the URL's path, default `ledger`.
+   */
+  static async connect(url: string, options: MongoReadModelStoreOptions = {}): Promise<MongoReadModelStore> {
+    const bulkChunk = options.bulkChunk ?? MONGO_BULK_CHUNK_DEFAULT;
+    if (!Number.isInteger(bulkChunk) || bulkChunk < 1 || bulkChunk > MONGO_BULK_CHUNK_MAX) {
+      throw new RangeError(`MongoDB bulk chunk must be an integer from 1 to ${MONGO_BULK_CHUNK_MAX}, got ${bulkChunk}`);
+    }
+    const timeoutMs = options.serverSelectionTimeoutMs ?? MONGO_SERVER_SELECTION_TIMEOUT_MS;
+    const client = new MongoClient(url, { serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs, ignoreUndefined: true });
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw new MongoUnreachableError(url, error as Error);
+    }
+    try {
+      const store = new MongoReadModelStore(client, client.db(mongoDatabaseName(url)), bulkChunk);
+      await store.createIndexes();
+      return store;
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async createIndexes(): Promise<void> {
+    // The feed (newest first), per-account history (multikey on accountIds, already in feed order),
+    // large transactions in feed order, and time bounds. Other filters (kinds, statuses, minAmount)
+    // narrow what one of these walks.
+    await createMissingIndexes(this.transactions, [
+      { key: { createdPosition: -1 }, name: 'by_created_position' },
+      { key: { accountIds: 1, createdPosition: -1 }, name: 'by_account' },
+      { key: { large: 1, createdPosition: -1 }, name: 'by_large' },
+      { key: { createdAtDate: 1 }, name: 'by_created_at' },
+    ]);
+    await createMissingIndexes(this.balanceHistory, [{ key: { accountId: 1, atDate: -1, position: -1 }, name: 'by_account_at' }]);
+  }
+
+  async applyBatch(writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>): Promise<void> {
+    for (const [projection, checkpoint] of Object.entries(checkpoints)) assertPosition(checkpoint.position, `checkpoint of "${projection}"`);
+    // Only the newest write of each document can apply, so the others are dropped before sending:
+    // fewer statements, and the order of the statements inside an unordered bulk write cannot matter.
+    const accounts = new Map<string, AccountDoc>();
+    const transactions = new Map<string, TransactionDoc>();
+    const histories = new Map<string, BalanceHistoryDoc>();
+    for (const write of writes) {
+      switch (write.collection) {
+        case 'accounts':
+          keepNewest(accounts, write.doc);
+          break;
+        case 'transactions':
+          keepNewest(transactions, write.doc);
+          break;
+        case 'balanceHistory':
+          if (!histories.has(write.doc._id)) histories.set(write.doc._id, write.doc);
+          break;
+        default: {
+          const unknownWrite: never = write;
+          throw new Error(`unknown read-model collection in ${JSON.stringify(unknownWrite)}`);
+        }
+      }
+    }
+    // Everything is converted (and checked) before anything is written: a bad document fails the batch whole.
+    const accountOps = [...accounts.values()].map((doc) => guardedReplace(toStoredAccount(doc)));
+    const transactionOps = [...transactions.values()].map((doc) => guardedReplace(toStoredTransaction(doc)));
+    // One position is one balance: a replayed history document is left as it is.
+    const historyOps: Array<AnyBulkWriteOperation<StoredBalanceHistory>> = [...histories.values()].map((doc) => {
+      const { _id, ...fields } = toStoredHistory(doc);
+      return { updateOne: { filter: { _id }, update: { $setOnInsert: fields }, upsert: true } };
+    });
+    await this.bulkWrite(this.accounts, accountOps);
+    await this.bulkWrite(this.transactions, transactionOps);
+    await this.bulkWrite(this.balanceHistory, historyOps);
+    // Last, after every document of the batch: a checkpoint never covers a write that is not stored.
+    const checkpointOps: Array<AnyBulkWriteOperation<StoredCheckpoint>> = Object.entries(checkpoints).map(([projection, c]) => ({
+      replaceOne: {
+        filter: { _id: projection },
+        replacement: { _id: projection, position: c.position, storePosition: c.storePosition, updatedAtMs: c.updatedAtMs },
+        upsert: true,
+      },
+    }));
+    await this.bulkWrite(this.checkpoints, checkpointOps);
+  }
+
+  async loadCheckpoint(projection: string): Promise<Checkpoint | null> {
+    const stored = await this.checkpoints.findOne({ _id: projection });
+    if (!stored) return null;
+    return { position: stored.position, storePosition: stored.storePosition, updatedAtMs: stored.updatedAtMs };
+  }
+
+  async getAccounts(ids: readonly string[]): Promise<Array<AccountDoc | null>> {
+    return inOrder(ids, await this.accounts.find({ _id: { $in: [...new Set(ids)] } }).toArray(), fromStoredAccount);
+  }
+
+  async listAccounts(afterId: string | null, limit: number): Promise<Page<AccountDoc>> {
+    assertLimit(limit);
+    const filter: Filter<StoredAccount> = afterId === null ? {} : { _id: { $gt: afterId } };
+    // Without transactions the count and the page are two reads and may straddle a write; the
+    // page itself is always consistent (a cursor on _id), the count is a moment later at most.
+    const [stored, totalCount] = await Promise.all([
+      // Cost: O(limit) on the _id index. limit + 1 tells hasMore (and is never 0, which would mean "no limit").
+      this.accounts.find(filter).sort({ _id: 1 }).limit(limit + 1).toArray(),
+      count(this.accounts, {}),
+    ]);
+    return toPage(stored, limit, totalCount, fromStoredAccount);
+  }
+
+  async getTransactions(ids: readonly string[]): Promise<Array<TransactionDoc | null>> {
+    return inOrder(ids, await this.transactions.find({ _id: { $in: [...new Set(ids)] } }).toArray(), fromStoredTransaction);
+  }
+
+  async findTransactions(query: TransactionQuery, beforeCreatedPosition: string | null, limit: number): Promise<Page<TransactionDoc>> {
+    assertLimit(limit);
+    if (beforeCreatedPosition !== null && !isPosition(beforeCreatedPosition)) {
+      throw new Error(`invalid transaction cursor "${beforeCreatedPosition}"`);
+    }
+    // Stored amounts are int64 (asserted on write): a larger minimum matches nothing, a smaller one everything.
+    if (query.minAmount != null && query.minAmount > INT64_MAX) return { docs: [], totalCount: 0, hasMore: false };
+
+    const filter: Filter<StoredTransaction> = {};
+    if (query.accountId != null) filter.accountIds = query.accountId;
+    if (query.kinds != null) filter.kind = { $in: query.kinds };
+    if (query.statuses != null) filter.status = { $in: query.statuses };
+    if (query.minAmount != null) filter.amountMinor = { $gte: Long.fromBigInt(query.minAmount < INT64_MIN ? INT64_MIN : query.minAmount) };
+    if (query.from != null || query.to != null) {
+      filter.createdAtDate = {
+        ...(query.from != null ? { $gte: instant(query.from, 'from') } : {}),
+        ...(query.to != null ? { $lte: instant(query.to, 'to') } : {}),
+      };
+    }
+    if (query.large != null) filter.large = query.large;
+    const paged: Filter<StoredTransaction> = beforeCreatedPosition === null ? filter : { ...filter, createdPosition: { $lt: beforeCreatedPosition } };
+    // Cost: the page walks an index in feed order (by_account for accountId, by_large for large, else
+    // by_created_position) and stops after limit + 1 matches; the count reads every match once
+    // (as the embedded store's COUNT does). Count and page are two reads, see listAccounts.
+    const [stored, totalCount] = await Promise.all([
+      this.transactions.find(paged).sort({ createdPosition: -1 }).limit(limit + 1).toArray(),
+      count(this.transactions, filter),
+    ]);
+    return toPage(stored, limit, totalCount, fromStoredTransaction);
+  }
+
+  async balanceAt(accountId: string, at: string): Promise<string | null> {
+    // Cost: one seek on by_account_at.
+    const [stored] = await this.balanceHistory
+      .find({ accountId, atDate: { $lte: instant(at, 'at') } })
+      .sort({ atDate: -1, position: -1 })
+      .limit(1)
+      .toArray();
+    return stored ? stored.balance : null;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  /** Unordered (a stale write must not stop the ones after it), in chunks, each chunk awaited before the next. */
+  private async bulkWrite<T extends { _id: string }>(collection: Collection<T>, ops: Array<AnyBulkWriteOperation<T>>): Promise<void> {
+    for (let start = 0; start < ops.length; start += this.bulkChunk) {
+      try {
+        await collection.bulkWrite(ops.slice(start, start + this.bulkChunk), { ordered: false });
+      } catch (error) {
+        if (!(error instanceof MongoBulkWriteError)) throw error;
+        const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+        // Duplicate key on _id (the only unique index) is a guarded upsert whose stored document is as new or newer.
+        const real = writeErrors.filter((e) => e.code !== DUPLICATE_KEY);
+        if (real.length > 0 || writeErrors.length === 0 || error.writeConcernError) throw error;
+      }
+    }
+  }
+}
+
+/**
+ * Creates the indexes not there yet. Asking for existing ones is a no-op on MongoDB but a server panic
+ * (dropped connection) on FerretDB 1.24, so the existing ones are listed first. An index of the same
+ * name with other keys is left alone: read models are rebuildable, drop the database to change one.
+ */
+async function createMissingIndexes<T extends { _id: string }>(collection: Collection<T>, indexes: IndexDescription[]): Promise<void> {
+  let existing: string[];
+  try {
+    existing = (await collection.listIndexes().toArray()).map((index) => String(index.name));
+  } catch (error) {
+    if ((error as MongoServerError).code !== NAMESPACE_NOT_FOUND) throw error;
+    existing = [];
+  }
+  const missing = indexes.filter((index) => !existing.includes(index.name!));
+  if (missing.length > 0) await collection.createIndexes(missing);
+}
+
+function keepNewest<T extends { _id: string; position: string }>(byId: Map<string, T>, doc: T): void {
+  const kept = byId.get(doc._id);
+  if (!kept || doc.position > kept.position) byId.set(doc._id, doc);
+}
+
+function guardedReplace<T extends { _id: string; position: string }>(doc: T): AnyBulkWriteOperation<T> {
+  return { replaceOne: { filter: { _id: doc._id, position: { $lt: doc.position } } as Filter<T>, replacement: doc, upsert: true } };
+}
+
+/** `$count`, not countDocuments: the driver counts with `{$sum: 1}`, which FerretDB 1.24 answers with 0. */
+async function count<T extends { _id: string }>(collection: Collection<T>, filter: Filter<T>): Promise<number> {
+  const [result] = await collection.aggregate<{ n: number }>([{ $match: filter }, { $count: 'n' }]).toArray();
+  return result?.n ?? 0;
+}
+
+function toStoredAccount(doc: AccountDoc): StoredAccount {
+  assertDocId(doc._id, doc.id, 'account');
+  assertPosition(doc.position, `account ${doc._id}`);
+  const { metadata, ...fields } = doc;
+  return { ...fields, metadataJson: JSON.stringify(metadata) };
+}
+
+function fromStoredAccount(stored: StoredAccount): AccountDoc {
+  const { metadataJson, ...fields } = stored;
+  return { ...fields, metadata: JSON.parse(metadataJson) as AccountDoc['metadata'] };
+}
+
+function toStoredTransaction(doc: TransactionDoc): StoredTransaction {
+  assertDocId(doc._id, doc.id, 'transaction');
+  assertPosition(doc.position, `transaction ${doc._id}`);
+  assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
+  const { metadata, ...fields } = doc;
+  return {
+    ...fields,
+    metadataJson: JSON.stringify(metadata),
+    amountMinor: Long.fromBigInt(int64Amount(doc.amount, `transaction ${doc._id} amount`)),
+    createdAtDate: instant(doc.createdAt, `transaction ${doc._id} createdAt`),
+  };
+}
+
+function fromStoredTransaction(stored: StoredTransaction): TransactionDoc {
+  const { metadataJson, amountMinor: _amountMinor, createdAtDate: _createdAtDate, ...fields } = stored;
+  return { ...fields, metadata: JSON.parse(metadataJson) as TransactionDoc['metadata'] };
+}
+
+function toStoredHistory(doc: BalanceHistoryDoc): StoredBalanceHistory {
+  assertDocId(doc._id, `${doc.accountId}:${doc.position}`, 'balance history');
+  assertPosition(doc.position, `balance history ${doc._id}`);
+  return { ...doc, atDate: instant(doc.at, `balance history ${doc._id} at`) };
+}
+
+/** In the order of `ids`, null where missing; converted per slot, so a repeated id gets its own object. */
+function inOrder<S extends { _id: string }, T>(ids: readonly string[], stored: S[], convert: (s: S) => T): Array<T | null> {
+  const byId = new Map(stored.map((s) => [s._id, s]));
+  return ids.map((id) => {
+    const found = byId.get(id);
+    return found === undefined ? null : convert(found);
+  });
+}
+
+function toPage<S, T>(stored: S[], limit: number, totalCount: number, convert: (s: S) => T): Page<T> {
+  return { docs: stored.slice(0, limit).map(convert), totalCount, hasMore: stored.length > limit };
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
+    throw new RangeError(`page limit must be an integer from 0 to ${PAGE_SIZE_MAX}, got ${limit}`);
+  }
+}
+
+function assertPosition(value: string, what: string): void {
+  if (!isPosition(value)) throw new Error(`invariant: ${what} has invalid position "${value}"`);
+}
+
+function assertDocId(id: string, expected: string, what: string): void {
+  if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
+}
+
+/** Exact conversion from the digit string: a float would round amounts above 2^53. */
+function int64Amount(value: string, what: string): bigint {
+  const parsed = parseAmount(value);
+  if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
+  if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
+  return parsed.value;
+}
+
+function instant(value: string, what: string): Date {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new Error(`${what} must be an ISO 8601 date-time, got "${value}"`);
+  return new Date(ms);
+}
+
+/** The database named in the URL's path (`mongodb://host/ledger_prod?…`), default `ledger`. */
+export function mongoDatabaseName(url: string): string {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]*)/.exec(url);
+  const name = match?.[1] ? decodeURIComponent(match[1]) : '';
+  return name === '' ? MONGO_DATABASE_DEFAULT : name;
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactMongoUrl(url: string): string {
+  return url.replace(/\/\/([^@/:]*):[^@/]*@/, '//$1:***@');
+}
