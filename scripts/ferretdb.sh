@@ -16,13 +16,16 @@ readonly version=v1.24.2
 readonly cache_dir="${LEDGER_CACHE_DIR:-$HOME/.cache/ledger}/ferretdb-$version"
 readonly binary="$cache_dir/ferretdb"
 readonly start_timeout_s=60
+readonly stop_timeout_s=10
 
 build() {
   if [ -x "$binary" ]; then
     echo "$binary"
     return
   fi
-  command -v go > /dev/null || { echo "ferretdb.sh: go is needed to build FerretDB (apt-get install golang-go)" >&2; exit 1; }
+  # The machine kind has Go in /usr/local/go; a login shell may not have it on PATH.
+  command -v go > /dev/null || PATH="$PATH:/usr/local/go/bin"
+  command -v go > /dev/null || { echo "ferretdb.sh: Go (1.22 or newer) is needed to build FerretDB once; none found" >&2; exit 1; }
   local work
   work=$(mktemp -d)
   trap 'chmod -R u+w "$work" 2> /dev/null; rm -rf "$work"' RETURN
@@ -57,8 +60,11 @@ start() {
   local data_dir port pid
   data_dir=$(mktemp -d "${TMPDIR:-/tmp}/ledger-ferretdb-XXXXXX")
   port=$(free_port)
+  # Everything in the data folder (FerretDB writes state.json into --state-dir, "." by default), and
+  # the debug/metrics listener on an ephemeral port so that several servers can run side by side.
   "$binary" --handler=sqlite --sqlite-url="file:$data_dir/" --listen-addr="127.0.0.1:$port" \
-    --telemetry=disable --log-level=warn > "$data_dir/ferretdb.log" 2>&1 &
+    --telemetry=disable --log-level=warn --state-dir="$data_dir" --debug-addr=127.0.0.1:0 \
+    > "$data_dir/ferretdb.log" 2>&1 &
   pid=$!
   local url="mongodb://127.0.0.1:$port/"
   local deadline=$((SECONDS + start_timeout_s))
@@ -85,6 +91,12 @@ stop() {
   # shellcheck disable=SC1090
   . "$env_file"
   kill "$FERRETDB_PID" 2> /dev/null || true
+  # Let it finish its shutdown before its data folder goes (at most stop_timeout_s, then SIGKILL).
+  local deadline=$((SECONDS + stop_timeout_s))
+  while kill -0 "$FERRETDB_PID" 2> /dev/null; do
+    if [ $SECONDS -ge $deadline ]; then kill -9 "$FERRETDB_PID" 2> /dev/null || true; break; fi
+    sleep 0.1
+  done
   rm -rf "$FERRETDB_DATA"
   rm -f "$env_file"
 }

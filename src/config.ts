@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
+import { MONGO_BULK_CHUNK_DEFAULT, MONGO_BULK_CHUNK_MAX } from './projections/mongo-read-model-store';
 
 const digits = (name: string) =>
   z
@@ -17,6 +18,12 @@ const EnvSchema = z.object({
   LEDGER_NODE_ID: z.string().regex(/^[A-Za-z0-9_-]{1,50}$/, 'LEDGER_NODE_ID must be 1 to 50 characters of A-Z a-z 0-9 _ -').default('node-1'),
   EVENTSTORE_URL: urlLike('EVENTSTORE_URL', ['esdb', 'esdb+discover']).optional(),
   MONGODB_URL: urlLike('MONGODB_URL', ['mongodb', 'mongodb+srv']).optional(),
+  LEDGER_MONGODB_BULK_CHUNK: z.coerce
+    .number()
+    .int('LEDGER_MONGODB_BULK_CHUNK must be an integer')
+    .min(1, 'LEDGER_MONGODB_BULK_CHUNK must be at least 1')
+    .max(MONGO_BULK_CHUNK_MAX, `LEDGER_MONGODB_BULK_CHUNK must be at most ${MONGO_BULK_CHUNK_MAX}`)
+    .default(MONGO_BULK_CHUNK_DEFAULT),
   LEDGER_JWT_SECRET: z.string().min(32, 'LEDGER_JWT_SECRET must be at least 32 characters').optional(),
   LEDGER_LARGE_TX_THRESHOLD: digits('LEDGER_LARGE_TX_THRESHOLD').optional(),
   LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
@@ -33,6 +40,8 @@ export interface LedgerConfig {
   nodeId: string;
   eventStoreUrl: string | null;
   mongoDbUrl: string | null;
+  /** Write statements per bulk command to MongoDB. */
+  mongoBulkChunk: number;
   jwtSecret: string | null;
   production: boolean;
   logLevel: string;
@@ -61,6 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     nodeId: e.LEDGER_NODE_ID,
     eventStoreUrl: e.EVENTSTORE_URL ?? null,
     mongoDbUrl: e.MONGODB_URL ?? null,
+    mongoBulkChunk: e.LEDGER_MONGODB_BULK_CHUNK,
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
-import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { LedgerApi } from '../api/schema';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
+import { type ReadModelStoreLocation, describeReadModelStore, openReadModelStore } from './read-model-stores';
 import { WorkerEventPipeline } from './worker-event-pipeline';
 
 /**
@@ -25,18 +25,18 @@ export interface ComposeHooks {
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
-  if (config.mongoDbUrl) {
-    throw new Error(
-      'MONGODB_URL is set, but this version has no MongoDB read-model adapter yet (it arrives with the MongoDB read-side work); unset MONGODB_URL to use the embedded read models',
-    );
-  }
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
-  const readModelFile = join(config.dataDir, 'read-models.sqlite');
-  // Opened here first so that the read-model schema exists before the pipeline worker and the
-  // queries use it; this connection serves the queries.
-  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  const readModelLocation: ReadModelStoreLocation = {
+    readModelFile: join(config.dataDir, 'read-models.sqlite'),
+    mongoDbUrl: config.mongoDbUrl,
+    mongoBulkChunk: config.mongoBulkChunk,
+  };
+  // Opened here first so that the read-model schema (or MongoDB's indexes) exists before the pipeline
+  // worker and the queries use it, and an unreachable MongoDB stops startup before anything else runs;
+  // this connection serves the queries.
+  const readModels: ReadModelStore = await openReadModelStore(readModelLocation);
   const pipeline = new WorkerEventPipeline(
-    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, ...readModelLocation },
     { onError: hooks.onError, onFatal: hooks.onFatal },
   );
 
@@ -64,7 +64,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     describeStores: () => [
       `command log: single node, durable at ${join(config.dataDir, 'node')}`,
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
-      `read models: embedded SQLite at ${readModelFile}`,
+      describeReadModelStore(readModelLocation),
       'event pipeline (event store appends, projections): worker thread',
     ],
     async close() {

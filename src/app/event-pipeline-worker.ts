@@ -6,8 +6,8 @@ import { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
 import { SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
-import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
+import { openReadModelStore } from './read-model-stores';
 
 export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: PositionedEvent[] }> }
@@ -30,7 +30,7 @@ async function run(): Promise<void> {
   const eventStore: EventStore = stores.eventStoreUrl
     ? EventStoreDbEventStore.connect(stores.eventStoreUrl)
     : SqliteEventStore.open(stores.eventStoreFile!);
-  const readModels = SqliteReadModelStore.open(stores.readModelFile);
+  const readModels = await openReadModelStore(stores);
 
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
