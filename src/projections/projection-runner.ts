@@ -1,9 +1,8 @@
-import type { LedgerEvent } from '../domain/events';
 import type { EventStore, RecordedEvent, Subscription } from '../eventstore/event-store';
-import { LEDGER_STREAM } from '../eventstore/ledger-event-publisher';
 import { PositionWaiters } from './position-waiters';
 import type { Projector } from './projectors';
-import type { Checkpoint, ReadModelStore, ReadModelWrite } from './read-model-store';
+import { type ProjectedEvent, projectBatch } from './project-batch';
+import type { Checkpoint, ReadModelStore } from './read-model-store';
 
 export interface ProjectionRunnerOptions {
   /** Events handed to the projectors per read-model write. */
@@ -21,11 +20,7 @@ export interface ProjectionStatusReport {
   lagMs: number | null;
 }
 
-/** One projected event, for live feeds that follow the read models. */
-export interface ProjectedEvent {
-  position: string;
-  event: LedgerEvent;
-}
+export type { ProjectedEvent } from './project-batch';
 
 /**
  * Feeds the projectors from the event store: subscribes to all events after the stored checkpoint,
@@ -108,39 +103,12 @@ export class ProjectionRunner {
   }
 
   private async handle(batch: RecordedEvent[]): Promise<void> {
-    // Within a batch only the newest write of each document matters (writes are whole documents).
-    const writes = new Map<string, ReadModelWrite>();
-    const projected: ProjectedEvent[] = [];
-    let lastPosition: string | null = null;
-    let lastTimestampMs: number | null = null;
-    for (const recorded of batch) {
-      if (recorded.streamId !== LEDGER_STREAM) continue;
-      const position = recorded.metadata.position;
-      const event = { type: recorded.type, data: recorded.data } as unknown as LedgerEvent;
-      for (const projector of this.projectors) {
-        const checkpoint = this.checkpoints.get(projector.name);
-        if (checkpoint && position <= checkpoint.position) continue;
-        for (const write of projector.project(event, position)) writes.set(`${write.collection}\u0000${write.doc._id}`, write);
-      }
-      projected.push({ position, event });
-      lastPosition = position;
-      lastTimestampMs = typeof recorded.metadata.timestampMs === 'number' ? recorded.metadata.timestampMs : null;
-    }
-    const last = batch.at(-1);
-    if (!last) return;
-    const updatedAtMs = Date.now();
-    const next: Record<string, Checkpoint> = {};
-    for (const projector of this.projectors) {
-      const previous = this.checkpoints.get(projector.name);
-      const position = lastPosition !== null && (!previous || lastPosition > previous.position) ? lastPosition : (previous?.position ?? null);
-      if (position === null) continue;
-      next[projector.name] = { position, storePosition: last.storePosition, updatedAtMs };
-    }
-    await this.readModels.applyBatch([...writes.values()], next);
-    for (const [name, checkpoint] of Object.entries(next)) this.checkpoints.set(name, checkpoint);
+    if (batch.length === 0) return;
+    const { writes, checkpoints, projected, lastTimestampMs } = projectBatch(batch, this.projectors, this.checkpoints, Date.now());
+    await this.readModels.applyBatch(writes, checkpoints);
+    for (const [name, checkpoint] of Object.entries(checkpoints)) this.checkpoints.set(name, checkpoint);
     if (lastTimestampMs !== null) this.lastEventTimestampMs = lastTimestampMs;
     this.waiters.reached(this.position);
     if (projected.length > 0) for (const listener of this.listeners) listener(projected);
   }
-
 }

@@ -4,6 +4,9 @@
  * document's own (a per-document guard), so replaying any event twice changes nothing and no
  * multi-document transaction is needed (MongoDB implements it natively with filtered upserts).
  *
+ * Aggregates (per-currency totals, volume buckets) are counters: writes carry per-event increments,
+ * guarded by the same per-document position (see CounterIncrement), so they are exact after any replay.
+ *
  * Adapters: SqliteReadModelStore (embedded default); a MongoDB adapter implements the same port
  * and passes the same contract suite (test/projections/read-model-store.contract.ts).
  */
@@ -35,10 +38,128 @@ export interface BalanceHistoryDoc {
   position: string;
 }
 
+export type VolumeInterval = 'HOUR' | 'DAY';
+export const VOLUME_INTERVALS: readonly VolumeInterval[] = ['HOUR', 'DAY'];
+
+/**
+ * Analytics of one currency, maintained by the analytics projector (one document per currency, so
+ * `Query.analytics` reads one document instead of counting or summing anything).
+ */
+export interface CurrencyTotalsDoc {
+  /** The currency. */
+  _id: string;
+  currency: string;
+  /** Accounts opened in this currency. */
+  accountCount: number;
+  /** Transactions recorded in this currency, whatever their status. */
+  transactionCount: number;
+  /** Sum of the settled balances of its accounts, minor units (digit string, exact). */
+  totalBalance: string;
+  /** Position of the last event applied to this document. */
+  position: string;
+}
+
+/**
+ * Settled volume of one currency in one UTC hour or day, maintained by the analytics projector.
+ * A transaction counts, with its amount, in the bucket of its `createdAt` once it is SETTLED
+ * (recorded settled, or settled later); pending, cancelled and expired ones move no money.
+ */
+export interface VolumeBucketDoc {
+  /** `${currency}:${interval}:${start}` */
+  _id: string;
+  currency: string;
+  interval: VolumeInterval;
+  /** Start of the bucket, canonical ISO form (`2024-03-01T10:00:00.000Z`). */
+  start: string;
+  count: number;
+  /** Minor units (digit string, exact). */
+  amount: string;
+  /** Position of the last event applied to this document. */
+  position: string;
+}
+
+/** The fields an event adds to, per counter collection (exact integers). */
+export interface CounterFields {
+  currencyTotals: { accountCount: bigint; transactionCount: bigint; totalBalance: bigint };
+  volumeBuckets: { count: bigint; amount: bigint };
+}
+/** What identifies a counter document besides `_id`, written when it is created and never changed. */
+export interface CounterKeys {
+  currencyTotals: { currency: string };
+  volumeBuckets: { currency: string; interval: VolumeInterval; start: string };
+}
+export type CounterCollection = keyof CounterFields;
+
+/** One event's contribution to a counter document. */
+export interface CounterStep<C extends CounterCollection> {
+  position: string;
+  add: CounterFields[C];
+}
+
+/**
+ * Increments of one counter document: one step per event, in strictly increasing position order.
+ *
+ * Why steps and not one summed delta: a position guard on a sum is only safe when the sum covers
+ * exactly the events after the document's stored position. After a crash between documents and
+ * checkpoint (stores that are not atomic), the replayed batch may be cut at other boundaries than
+ * the lost one, so a document may already hold some of a batch's events and not others. The store
+ * therefore adds exactly the steps whose position is greater than the document's position and sets
+ * the position to the last step's; in the normal case (stored position below the first step) that is
+ * one filtered `$inc`/upsert of the precomputed total (see `counterTotal`).
+ */
+export interface CounterIncrement<C extends CounterCollection> {
+  _id: string;
+  keys: CounterKeys[C];
+  steps: Array<CounterStep<C>>;
+}
+
 export type ReadModelWrite =
   | { collection: 'accounts'; doc: AccountDoc }
   | { collection: 'transactions'; doc: TransactionDoc }
-  | { collection: 'balanceHistory'; doc: BalanceHistoryDoc };
+  | { collection: 'balanceHistory'; doc: BalanceHistoryDoc }
+  | { collection: 'currencyTotals'; increment: CounterIncrement<'currencyTotals'> }
+  | { collection: 'volumeBuckets'; increment: CounterIncrement<'volumeBuckets'> };
+
+export type ReadModelCollection = ReadModelWrite['collection'];
+export const READ_MODEL_COLLECTIONS: readonly ReadModelCollection[] = ['accounts', 'transactions', 'balanceHistory', 'currencyTotals', 'volumeBuckets'];
+
+/** The `_id` a write addresses (documents and counters alike). */
+export function writeId(write: ReadModelWrite): string {
+  return 'doc' in write ? write.doc._id : write.increment._id;
+}
+
+/**
+ * The sum of the steps newer than `storedPosition` (null: the document does not exist yet), and the
+ * position to store; null when every step is already applied. Stores call this to honour the guard.
+ */
+export function counterTotal<C extends CounterCollection>(
+  increment: CounterIncrement<C>,
+  storedPosition: string | null,
+): { add: CounterFields[C]; position: string } | null {
+  const last = increment.steps.at(-1);
+  if (!last || (storedPosition !== null && last.position <= storedPosition)) return null;
+  const add = {} as Record<string, bigint>;
+  let previous: string | null = null;
+  for (const step of increment.steps) {
+    if (previous !== null && step.position <= previous) throw new Error(`invariant: counter ${increment._id} steps out of order at ${step.position}`);
+    previous = step.position;
+    if (storedPosition !== null && step.position <= storedPosition) continue;
+    for (const [field, value] of Object.entries(step.add as Record<string, bigint>)) add[field] = (add[field] ?? 0n) + value;
+  }
+  return { add: add as CounterFields[C], position: last.position };
+}
+
+/** UTC start of the bucket holding `instant` (ISO 8601), canonical ISO form. */
+export function bucketStart(instant: string, interval: VolumeInterval): string {
+  const ms = Date.parse(instant);
+  if (Number.isNaN(ms)) throw new Error(`bucketStart: "${instant}" is not an ISO 8601 date-time`);
+  const size = interval === 'HOUR' ? 3_600_000 : 86_400_000;
+  return new Date(Math.floor(ms / size) * size).toISOString();
+}
+
+export function volumeBucketId(currency: string, interval: VolumeInterval, start: string): string {
+  return `${currency}:${interval}:${start}`;
+}
 
 export interface Checkpoint {
   /** Ledger position of the last event the projection has applied. */
@@ -60,6 +181,8 @@ export interface TransactionQuery {
   from?: string | null;
   to?: string | null;
   large?: boolean | null;
+  /** Transactions in this currency. */
+  currency?: string | null;
 }
 
 export interface Page<T> {
@@ -92,8 +215,33 @@ export interface ReadModelStore {
   /** The settled balance of an account at an instant (ISO 8601): null when the account did not exist then. */
   balanceAt(accountId: string, at: string): Promise<string | null>;
 
+  // ---- analytics: every read is one document or one bounded index range, never a scan of history.
+  /** The maintained totals of a currency; null before its first account. Cost: one document by _id. */
+  currencyTotals(currency: string): Promise<CurrencyTotalsDoc | null>;
+  /**
+   * Volume buckets of a currency and interval with `fromStart <= start < toStart` (null: unbounded),
+   * ascending by start, at most `limit` (0..VOLUME_BUCKETS_MAX) and whether more follow. Only buckets
+   * that hold a settled transaction exist. Cost: one range of the index (currency, interval, start),
+   * at most limit + 1 documents.
+   */
+  volumeBuckets(currency: string, interval: VolumeInterval, fromStart: string | null, toStart: string | null, limit: number): Promise<{ docs: VolumeBucketDoc[]; hasMore: boolean }>;
+  /**
+   * Accounts of a currency by transactionCount descending, then id ascending; at most `limit`
+   * (0..PAGE_SIZE_MAX). Cost: the first `limit` entries of the index (currency, transactionCount desc, id).
+   * (Large transactions are `findTransactions({ currency, large: true })`: index (currency, large, createdPosition).)
+   */
+  mostActiveAccounts(currency: string, limit: number): Promise<AccountDoc[]>;
+
+  /**
+   * Deletes every document of the given collections, and the given projections' checkpoints first
+   * (so an interrupted reset leaves no checkpoint behind and is simply done again). For rebuilds.
+   */
+  reset(collections: readonly ReadModelCollection[], projections: readonly string[]): Promise<void>;
+
   close(): Promise<void>;
 }
 
 /** Query limits: every list has a maximum. */
 export const PAGE_SIZE_MAX = 500;
+/** At most this many volume buckets per read (31 days of hours is 744). */
+export const VOLUME_BUCKETS_MAX = 1000;

@@ -14,7 +14,15 @@ import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
 import { isPosition } from '../domain/position';
 import {
   PAGE_SIZE_MAX,
+  VOLUME_BUCKETS_MAX,
+  VOLUME_INTERVALS,
+  counterTotal,
+  volumeBucketId,
   type AccountDoc,
+  type CurrencyTotalsDoc,
+  type ReadModelCollection,
+  type VolumeBucketDoc,
+  type VolumeInterval,
   type BalanceHistoryDoc,
   type Checkpoint,
   type Page,
@@ -25,17 +33,21 @@ import {
 } from './read-model-store';
 
 /** Bumped when the tables change; read models are rebuildable, so a mismatch means "rebuild", not "migrate". */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
-/** Dynamic find statements are keyed by which filters are present (IN lists are bound as one JSON array), so at most 2^8 shapes exist. */
-const FIND_STATEMENTS_MAX = 256;
+/** Dynamic find statements are keyed by which filters are present (IN lists are bound as one JSON array): 2^8 count and 2^9 page shapes at most. */
+const FIND_STATEMENTS_MAX = 1024;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS accounts (
-    id       TEXT PRIMARY KEY,
-    position TEXT NOT NULL,
-    doc      TEXT NOT NULL
+    id                TEXT PRIMARY KEY,
+    position          TEXT NOT NULL,
+    currency          TEXT NOT NULL,
+    transaction_count INTEGER NOT NULL,
+    doc               TEXT NOT NULL
   ) WITHOUT ROWID;
+  -- mostActiveAccounts reads the first entries of this index.
+  CREATE INDEX IF NOT EXISTS accounts_by_activity ON accounts (currency, transaction_count DESC, id);
 
   CREATE TABLE IF NOT EXISTS transactions (
     id               TEXT PRIMARY KEY,
@@ -48,8 +60,11 @@ const SCHEMA = `
     -- exact minor units for minAmount (int64; the exact digits live in doc)
     amount_minor     INTEGER NOT NULL,
     large            INTEGER NOT NULL,
+    currency         TEXT NOT NULL,
     doc              TEXT NOT NULL
   );
+  -- Analytics' largeTransactions: one currency's large transactions, newest first.
+  CREATE INDEX IF NOT EXISTS transactions_by_currency_large ON transactions (currency, large, created_position);
   -- Unique: the cursor is a createdPosition alone, so two transactions sharing one would break paging.
   CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_created_position ON transactions (created_position);
   CREATE INDEX IF NOT EXISTS transactions_by_large ON transactions (large, created_position);
@@ -71,6 +86,25 @@ const SCHEMA = `
     position   TEXT NOT NULL,
     balance    TEXT NOT NULL,
     PRIMARY KEY (account_id, at, position)
+  ) WITHOUT ROWID;
+
+  -- Maintained counters (see CounterIncrement): one row per currency, one per bucket.
+  CREATE TABLE IF NOT EXISTS currency_totals (
+    currency          TEXT PRIMARY KEY,
+    position          TEXT NOT NULL,
+    account_count     INTEGER NOT NULL,
+    transaction_count INTEGER NOT NULL,
+    total_balance     INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS volume_buckets (
+    currency  TEXT NOT NULL,
+    interval  TEXT NOT NULL,
+    -- canonical toISOString() form of the bucket's start
+    start     TEXT NOT NULL,
+    position  TEXT NOT NULL,
+    count     INTEGER NOT NULL,
+    amount    INTEGER NOT NULL,
+    PRIMARY KEY (currency, interval, start)
   ) WITHOUT ROWID;
 
   CREATE TABLE IF NOT EXISTS checkpoints (
@@ -108,22 +142,29 @@ export class SqliteReadModelStore implements ReadModelStore {
   private readonly selectAccountsFirst;
   private readonly countAccounts;
   private readonly selectBalanceAt;
+  private readonly selectCurrencyTotals;
+  private readonly upsertCurrencyTotals;
+  private readonly selectVolumeBucket;
+  private readonly upsertVolumeBucket;
+  private readonly selectVolumeBuckets;
+  private readonly selectMostActive;
   private readonly findStatements = new Map<string, Database.Statement<[Record<string, unknown>], unknown>>();
   private readonly applyBatchTransaction: (writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => void;
 
   private constructor(private readonly db: Database.Database) {
-    this.upsertAccount = db.prepare<[string, string, string]>(
-      `INSERT INTO accounts (id, position, doc) VALUES (?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET position = excluded.position, doc = excluded.doc
+    this.upsertAccount = db.prepare<[string, string, string, number, string]>(
+      `INSERT INTO accounts (id, position, currency, transaction_count, doc) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET position = excluded.position, currency = excluded.currency,
+         transaction_count = excluded.transaction_count, doc = excluded.doc
        WHERE excluded.position > accounts.position`,
     );
     this.upsertTransaction = db.prepare<[TransactionParams]>(
-      `INSERT INTO transactions (id, position, created_position, created_at, kind, status, amount_minor, large, doc)
-       VALUES (@id, @position, @createdPosition, @createdAt, @kind, @status, @amountMinor, @large, @doc)
+      `INSERT INTO transactions (id, position, created_position, created_at, kind, status, amount_minor, large, currency, doc)
+       VALUES (@id, @position, @createdPosition, @createdAt, @kind, @status, @amountMinor, @large, @currency, @doc)
        ON CONFLICT (id) DO UPDATE SET
          position = excluded.position, created_position = excluded.created_position, created_at = excluded.created_at,
          kind = excluded.kind, status = excluded.status, amount_minor = excluded.amount_minor, large = excluded.large,
-         doc = excluded.doc
+         currency = excluded.currency, doc = excluded.doc
        WHERE excluded.position > transactions.position`,
     );
     this.insertTransactionAccount = db.prepare<[string, string, string]>(
@@ -154,6 +195,31 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.selectBalanceAt = db.prepare<[string, string], { balance: string }>(
       `SELECT balance FROM balance_history WHERE account_id = ? AND at <= ?
        ORDER BY at DESC, position DESC LIMIT 1`,
+    );
+    // Counters are read with exact integers and written back summed in JS, so an overflow is an error, not a float.
+    this.selectCurrencyTotals = db
+      .prepare<[string], CurrencyTotalsRow>('SELECT currency, position, account_count, transaction_count, total_balance FROM currency_totals WHERE currency = ?')
+      .safeIntegers(true);
+    this.upsertCurrencyTotals = db.prepare<[string, string, bigint, bigint, bigint]>(
+      `INSERT INTO currency_totals (currency, position, account_count, transaction_count, total_balance) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (currency) DO UPDATE SET position = excluded.position, account_count = excluded.account_count,
+         transaction_count = excluded.transaction_count, total_balance = excluded.total_balance`,
+    );
+    this.selectVolumeBucket = db
+      .prepare<[string, string, string], VolumeBucketRow>('SELECT currency, interval, start, position, count, amount FROM volume_buckets WHERE currency = ? AND interval = ? AND start = ?')
+      .safeIntegers(true);
+    this.upsertVolumeBucket = db.prepare<[string, string, string, string, bigint, bigint]>(
+      `INSERT INTO volume_buckets (currency, interval, start, position, count, amount) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (currency, interval, start) DO UPDATE SET position = excluded.position, count = excluded.count, amount = excluded.amount`,
+    );
+    this.selectVolumeBuckets = db
+      .prepare<[string, string, string, string, number], VolumeBucketRow>(
+        `SELECT currency, interval, start, position, count, amount FROM volume_buckets
+         WHERE currency = ? AND interval = ? AND start >= ? AND start < ? ORDER BY start LIMIT ?`,
+      )
+      .safeIntegers(true);
+    this.selectMostActive = db.prepare<[string, number], DocRow>(
+      'SELECT doc FROM accounts WHERE currency = ? ORDER BY transaction_count DESC, id ASC LIMIT ?',
     );
     this.applyBatchTransaction = db.transaction((writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => {
       for (const write of writes) this.applyWrite(write);
@@ -262,6 +328,10 @@ export class SqliteReadModelStore implements ReadModelStore {
       where.push('t.large = @large');
       params.large = query.large ? 1 : 0;
     }
+    if (query.currency != null) {
+      where.push('t.currency = @currency');
+      params.currency = query.currency;
+    }
     const matching = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
     const count = this.findStatement(`SELECT COUNT(*) AS n FROM ${from}${matching}`);
     if (beforeCreatedPosition !== null) {
@@ -284,6 +354,61 @@ export class SqliteReadModelStore implements ReadModelStore {
     return row ? row.balance : null;
   }
 
+  async currencyTotals(currency: string): Promise<CurrencyTotalsDoc | null> {
+    const row = this.selectCurrencyTotals.get(currency);
+    if (!row) return null;
+    return {
+      _id: row.currency,
+      currency: row.currency,
+      accountCount: safeCount(row.account_count, `accountCount of ${currency}`),
+      transactionCount: safeCount(row.transaction_count, `transactionCount of ${currency}`),
+      totalBalance: String(row.total_balance),
+      position: row.position,
+    };
+  }
+
+  async volumeBuckets(
+    currency: string,
+    interval: VolumeInterval,
+    fromStart: string | null,
+    toStart: string | null,
+    limit: number,
+  ): Promise<{ docs: VolumeBucketDoc[]; hasMore: boolean }> {
+    if (!Number.isInteger(limit) || limit < 0 || limit > VOLUME_BUCKETS_MAX) {
+      throw new RangeError(`volume bucket limit must be an integer from 0 to ${VOLUME_BUCKETS_MAX}, got ${limit}`);
+    }
+    if (!VOLUME_INTERVALS.includes(interval)) throw new Error(`unknown volume interval "${String(interval)}"`);
+    // '' sorts before and '~' after every canonical instant: the open ends of the range.
+    const from = fromStart === null ? '' : canonicalInstant(fromStart, 'fromStart');
+    const to = toStart === null ? '~' : canonicalInstant(toStart, 'toStart');
+    const rows = this.selectVolumeBuckets.all(currency, interval, from, to, limit + 1);
+    return { docs: rows.slice(0, limit).map(volumeBucketDoc), hasMore: rows.length > limit };
+  }
+
+  async mostActiveAccounts(currency: string, limit: number): Promise<AccountDoc[]> {
+    assertLimit(limit);
+    return this.selectMostActive.all(currency, limit).map((row) => JSON.parse(row.doc) as AccountDoc);
+  }
+
+  async reset(collections: readonly ReadModelCollection[], projections: readonly string[]): Promise<void> {
+    const tables: Record<ReadModelCollection, string[]> = {
+      accounts: ['accounts'],
+      transactions: ['transactions', 'transaction_accounts'],
+      balanceHistory: ['balance_history'],
+      currencyTotals: ['currency_totals'],
+      volumeBuckets: ['volume_buckets'],
+    };
+    this.db.transaction(() => {
+      const deleteCheckpoint = this.db.prepare('DELETE FROM checkpoints WHERE projection = ?');
+      for (const projection of projections) deleteCheckpoint.run(projection);
+      for (const collection of collections) {
+        const names = tables[collection];
+        if (!names) throw new Error(`unknown read-model collection "${String(collection)}"`);
+        for (const table of names) this.db.exec(`DELETE FROM ${table}`);
+      }
+    })();
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
@@ -294,7 +419,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         const doc = write.doc;
         assertDocId(doc._id, doc.id, 'account');
         assertPosition(doc.position, `account ${doc._id}`);
-        this.upsertAccount.run(doc._id, doc.position, JSON.stringify(doc));
+        this.upsertAccount.run(doc._id, doc.position, doc.currency, doc.transactionCount, JSON.stringify(doc));
         return;
       }
       case 'transactions': {
@@ -311,12 +436,47 @@ export class SqliteReadModelStore implements ReadModelStore {
           status: doc.status,
           amountMinor: int64Amount(doc.amount, `transaction ${doc._id} amount`),
           large: doc.large ? 1 : 0,
+          currency: doc.currency,
           doc: JSON.stringify(doc),
         });
         // A transaction's accounts and createdPosition never change: its index rows are written once.
         if (applied.changes > 0) {
           for (const accountId of doc.accountIds) this.insertTransactionAccount.run(accountId, doc.createdPosition, doc._id);
         }
+        return;
+      }
+      case 'currencyTotals': {
+        const increment = write.increment;
+        assertDocId(increment._id, increment.keys.currency, 'currency totals');
+        const row = this.selectCurrencyTotals.get(increment.keys.currency);
+        const total = counterTotal(increment, row?.position ?? null);
+        if (!total) return;
+        assertPosition(total.position, `currency totals ${increment._id}`);
+        this.upsertCurrencyTotals.run(
+          increment.keys.currency,
+          total.position,
+          checkedInt64((row?.account_count ?? 0n) + total.add.accountCount, `accountCount of ${increment._id}`),
+          checkedInt64((row?.transaction_count ?? 0n) + total.add.transactionCount, `transactionCount of ${increment._id}`),
+          checkedInt64((row?.total_balance ?? 0n) + total.add.totalBalance, `totalBalance of ${increment._id}`),
+        );
+        return;
+      }
+      case 'volumeBuckets': {
+        const { _id, keys } = write.increment;
+        const start = canonicalInstant(keys.start, `volume bucket ${_id} start`);
+        assertDocId(_id, volumeBucketId(keys.currency, keys.interval, start), 'volume bucket');
+        const row = this.selectVolumeBucket.get(keys.currency, keys.interval, start);
+        const total = counterTotal(write.increment, row?.position ?? null);
+        if (!total) return;
+        assertPosition(total.position, `volume bucket ${_id}`);
+        this.upsertVolumeBucket.run(
+          keys.currency,
+          keys.interval,
+          start,
+          total.position,
+          checkedInt64((row?.count ?? 0n) + total.add.count, `count of ${_id}`),
+          checkedInt64((row?.amount ?? 0n) + total.add.amount, `amount of ${_id}`),
+        );
         return;
       }
       case 'balanceHistory': {
@@ -365,7 +525,47 @@ interface TransactionParams {
   status: string;
   amountMinor: bigint;
   large: number;
+  currency: string;
   doc: string;
+}
+
+interface CurrencyTotalsRow {
+  currency: string;
+  position: string;
+  account_count: bigint;
+  transaction_count: bigint;
+  total_balance: bigint;
+}
+
+interface VolumeBucketRow {
+  currency: string;
+  interval: VolumeInterval;
+  start: string;
+  position: string;
+  count: bigint;
+  amount: bigint;
+}
+
+function volumeBucketDoc(row: VolumeBucketRow): VolumeBucketDoc {
+  return {
+    _id: volumeBucketId(row.currency, row.interval, row.start),
+    currency: row.currency,
+    interval: row.interval,
+    start: row.start,
+    count: safeCount(row.count, `count of bucket ${row.start}`),
+    amount: String(row.amount),
+    position: row.position,
+  };
+}
+
+function safeCount(value: bigint, what: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < 0n) throw new Error(`invariant: ${what} is ${value}`);
+  return Number(value);
+}
+
+function checkedInt64(value: bigint, what: string): bigint {
+  if (!isInt64(value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
+  return value;
 }
 
 function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {

@@ -6,7 +6,11 @@
 import { formatPosition } from '../../src/domain/position';
 import {
   PAGE_SIZE_MAX,
+  VOLUME_BUCKETS_MAX,
+  volumeBucketId,
   type AccountDoc,
+  type CounterStep,
+  type VolumeInterval,
   type BalanceHistoryDoc,
   type Checkpoint,
   type ReadModelStore,
@@ -546,6 +550,158 @@ export function readModelStoreContract(name: string, open: OpenReadModelStore): 
 
       it('rejects an instant that is not a date-time', async () => {
         await expect(store.balanceAt('alice', 'yesterday')).rejects.toThrow(/date-time/);
+      });
+    });
+
+    describe('analytics: counters (currencyTotals, volumeBuckets)', () => {
+      const totals = (position: string, accounts: number, transactions: number, balance: bigint): CounterStep<'currencyTotals'> => ({
+        position,
+        add: { accountCount: BigInt(accounts), transactionCount: BigInt(transactions), totalBalance: balance },
+      });
+      const usd = (...steps: Array<CounterStep<'currencyTotals'>>): ReadModelWrite => ({
+        collection: 'currencyTotals',
+        increment: { _id: 'USD', keys: { currency: 'USD' }, steps },
+      });
+      const volume = (interval: VolumeInterval, start: string, ...steps: Array<[string, number, bigint]>): ReadModelWrite => ({
+        collection: 'volumeBuckets',
+        increment: {
+          _id: volumeBucketId('USD', interval, start),
+          keys: { currency: 'USD', interval, start },
+          steps: steps.map(([position, count, amount]) => ({ position, add: { count: BigInt(count), amount } })),
+        },
+      });
+
+      it('adds every step to a new document and reads it back exactly, 19 digits included', async () => {
+        expect(await store.currencyTotals('USD')).toBeNull();
+        await store.applyBatch([usd(totals(p(1), 1, 0, 0n), totals(p(2), 0, 1, 9_000_000_000_000_000_000n), totals(p(3, 1), 1, 1, -1n))], {});
+        expect(await store.currencyTotals('USD')).toEqual({
+          _id: 'USD', currency: 'USD', accountCount: 2, transactionCount: 2, totalBalance: '8999999999999999999', position: p(3, 1),
+        });
+        expect(await store.currencyTotals('EUR')).toBeNull();
+      });
+
+      it('replaying a batch, or any part of it, changes nothing', async () => {
+        const batch = [usd(totals(p(1), 1, 0, 100n), totals(p(2), 0, 1, 50n), totals(p(3), 0, 1, -20n))];
+        await store.applyBatch(batch, {});
+        await store.applyBatch(batch, {});
+        await store.applyBatch([usd(totals(p(2), 0, 1, 50n))], {});
+        expect(await store.currencyTotals('USD')).toMatchObject({ accountCount: 1, transactionCount: 2, totalBalance: '130', position: p(3) });
+      });
+
+      it('after a crash, a replay cut at other boundaries adds exactly the steps the document lacks', async () => {
+        // The lost run wrote events 1..3 to the document; the replay's batch covers 2..5.
+        await store.applyBatch([usd(totals(p(1), 1, 0, 100n), totals(p(2), 0, 1, 10n), totals(p(3), 0, 1, 20n))], {});
+        await store.applyBatch([usd(totals(p(2), 0, 1, 10n), totals(p(3), 0, 1, 20n), totals(p(4), 0, 1, 40n), totals(p(5), 1, 0, 0n))], {});
+        expect(await store.currencyTotals('USD')).toMatchObject({ accountCount: 2, transactionCount: 3, totalBalance: '170', position: p(5) });
+      });
+
+      it('keeps volume buckets per currency, interval and start; reads a range ascending with hasMore', async () => {
+        const h = (hour: number) => `2024-03-01T${String(hour).padStart(2, '0')}:00:00.000Z`;
+        await store.applyBatch(
+          [
+            volume('HOUR', h(12), [p(5), 1, 700n]),
+            volume('HOUR', h(10), [p(1), 1, 500n], [p(2), 1, 250n]),
+            volume('HOUR', h(11), [p(3), 2, 9_223_372_036_854_775_000n]),
+            volume('DAY', '2024-03-01T00:00:00.000Z', [p(1), 1, 500n], [p(2), 1, 250n], [p(3), 2, 2n], [p(5), 1, 700n]),
+            {
+              collection: 'volumeBuckets',
+              increment: { _id: volumeBucketId('EUR', 'HOUR', h(10)), keys: { currency: 'EUR', interval: 'HOUR', start: h(10) }, steps: [{ position: p(4), add: { count: 1n, amount: 9n } }] },
+            },
+          ],
+          {},
+        );
+        const hours = await store.volumeBuckets('USD', 'HOUR', null, null, VOLUME_BUCKETS_MAX);
+        expect(hours.hasMore).toBe(false);
+        expect(hours.docs).toEqual([
+          { _id: volumeBucketId('USD', 'HOUR', h(10)), currency: 'USD', interval: 'HOUR', start: h(10), count: 2, amount: '750', position: p(2) },
+          { _id: volumeBucketId('USD', 'HOUR', h(11)), currency: 'USD', interval: 'HOUR', start: h(11), count: 2, amount: '9223372036854775000', position: p(3) },
+          { _id: volumeBucketId('USD', 'HOUR', h(12)), currency: 'USD', interval: 'HOUR', start: h(12), count: 1, amount: '700', position: p(5) },
+        ]);
+        // fromStart inclusive, toStart exclusive.
+        expect((await store.volumeBuckets('USD', 'HOUR', h(11), h(12), 10)).docs.map((b) => b.start)).toEqual([h(11)]);
+        expect((await store.volumeBuckets('USD', 'HOUR', h(11), null, 10)).docs.map((b) => b.start)).toEqual([h(11), h(12)]);
+        expect((await store.volumeBuckets('USD', 'HOUR', null, h(11), 10)).docs.map((b) => b.start)).toEqual([h(10)]);
+        const firstTwo = await store.volumeBuckets('USD', 'HOUR', null, null, 2);
+        expect([firstTwo.docs.map((b) => b.start), firstTwo.hasMore]).toEqual([[h(10), h(11)], true]);
+        const day = await store.volumeBuckets('USD', 'DAY', null, null, 10);
+        expect(day.docs.map((b) => [b.start, b.count, b.amount])).toEqual([['2024-03-01T00:00:00.000Z', 5, '1452']]);
+        expect((await store.volumeBuckets('EUR', 'HOUR', null, null, 10)).docs.map((b) => [b.start, b.amount])).toEqual([[h(10), '9']]);
+        expect((await store.volumeBuckets('GBP', 'DAY', null, null, 10)).docs).toEqual([]);
+        await expect(store.volumeBuckets('USD', 'HOUR', null, null, VOLUME_BUCKETS_MAX + 1)).rejects.toThrow(RangeError);
+      });
+
+      it('guards volume buckets like every counter', async () => {
+        const start = '2024-03-01T10:00:00.000Z';
+        await store.applyBatch([volume('HOUR', start, [p(1), 1, 5n], [p(2), 1, 6n])], {});
+        await store.applyBatch([volume('HOUR', start, [p(2), 1, 6n], [p(3), 1, 7n])], {});
+        await store.applyBatch([volume('HOUR', start, [p(1), 1, 5n])], {});
+        expect((await store.volumeBuckets('USD', 'HOUR', null, null, 10)).docs).toEqual([
+          { _id: volumeBucketId('USD', 'HOUR', start), currency: 'USD', interval: 'HOUR', start, count: 3, amount: '18', position: p(3) },
+        ]);
+      });
+    });
+
+    describe('analytics: mostActiveAccounts and largeTransactions', () => {
+      it('orders one currency by transactionCount descending, then id, bounded by limit', async () => {
+        await store.applyBatch(
+          [
+            accountWrite(account('zed', p(1), { transactionCount: 7 })),
+            accountWrite(account('amy', p(2), { transactionCount: 3 })),
+            accountWrite(account('bob', p(3), { transactionCount: 7 })),
+            accountWrite(account('cat', p(4), { transactionCount: 0 })),
+            accountWrite(account('eur', p(5), { currency: 'EUR', transactionCount: 99 })),
+          ],
+          {},
+        );
+        // A newer document moves the account in the order.
+        await store.applyBatch([accountWrite(account('cat', p(6), { transactionCount: 8 }))], {});
+        expect((await store.mostActiveAccounts('USD', 10)).map((a) => [a.id, a.transactionCount])).toEqual([
+          ['cat', 8], ['bob', 7], ['zed', 7], ['amy', 3],
+        ]);
+        expect((await store.mostActiveAccounts('USD', 2)).map((a) => a.id)).toEqual(['cat', 'bob']);
+        expect(await store.mostActiveAccounts('USD', 0)).toEqual([]);
+        expect((await store.mostActiveAccounts('EUR', 10)).map((a) => a.id)).toEqual(['eur']);
+        expect(await store.mostActiveAccounts('GBP', 10)).toEqual([]);
+        await expect(store.mostActiveAccounts('USD', PAGE_SIZE_MAX + 1)).rejects.toThrow(RangeError);
+      });
+
+      it('filters transactions by currency, with large and paging', async () => {
+        await loadFixture(store);
+        const eur = transaction('e1', p(9), { kind: 'DEPOSIT', status: 'SETTLED', amount: '5000000', currency: 'EUR', toAccountId: 'dora', createdAt: at(9), large: true });
+        await store.applyBatch([transactionWrite(eur)], {});
+        expect(await findIds(store, { currency: 'USD', large: true })).toEqual(['t07', 't04', 't02']);
+        expect(await findIds(store, { currency: 'EUR', large: true })).toEqual(['e1']);
+        expect(await findIds(store, { currency: 'EUR' })).toEqual(['e1']);
+        expect(await findIds(store, { currency: 'GBP' })).toEqual([]);
+        const page = await store.findTransactions({ currency: 'USD', large: true }, p(7), 1);
+        expect([page.docs.map((d) => d._id), page.totalCount, page.hasMore]).toEqual([['t04'], 3, true]);
+      });
+    });
+
+    describe('reset (rebuild)', () => {
+      it('deletes the given collections and checkpoints, and nothing else', async () => {
+        const checkpoint = (position: string): Checkpoint => ({ position, storePosition: 's', updatedAtMs: 1 });
+        await loadFixture(store);
+        await store.applyBatch(
+          [
+            accountWrite(account('alice', p(1))),
+            historyWrite(history('alice', at(1), p(1), '5')),
+            { collection: 'currencyTotals', increment: { _id: 'USD', keys: { currency: 'USD' }, steps: [{ position: p(1), add: { accountCount: 1n, transactionCount: 0n, totalBalance: 0n } }] } },
+          ],
+          { accounts: checkpoint(p(8)), analytics: checkpoint(p(8)), transactions: checkpoint(p(8)) },
+        );
+        await store.reset(['currencyTotals', 'volumeBuckets', 'transactions'], ['analytics', 'transactions']);
+        expect(await store.currencyTotals('USD')).toBeNull();
+        expect(await findIds(store, {})).toEqual([]);
+        expect(await findIds(store, { accountId: 'alice' })).toEqual([]);
+        expect(await store.loadCheckpoint('analytics')).toBeNull();
+        expect(await store.loadCheckpoint('transactions')).toBeNull();
+        expect(await store.loadCheckpoint('accounts')).toEqual(checkpoint(p(8)));
+        expect((await store.getAccounts(['alice']))[0]?.id).toBe('alice');
+        expect(await store.balanceAt('alice', at(2))).toBe('5');
+        // A reset store takes the same documents again.
+        await store.applyBatch([transactionWrite(fixtureDoc('t01'))], {});
+        expect(await findIds(store, { accountId: 'alice' })).toEqual(['t01']);
       });
     });
   });

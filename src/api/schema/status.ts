@@ -1,0 +1,33 @@
+import type { ConsensusStatus } from '../../consensus/command-log';
+import type { ProjectionStatusReport } from '../../projections/projection-runner';
+import { type Builder, STATUS_READERS } from './builder';
+
+/** LedgerStatus and ProjectionStatus; Query.ledger. */
+export function registerStatus(builder: Builder): void {
+  const ProjectionStatus = builder.objectRef<ProjectionStatusReport>('ProjectionStatus').implement({
+    fields: (t) => ({
+      name: t.exposeString('name'),
+      position: t.field({ type: 'Position', nullable: true, resolve: (p) => p.position }),
+      lagMs: t.exposeInt('lagMs', { nullable: true }),
+    }),
+  });
+  const LedgerStatus = builder.objectRef<{ consensus: ConsensusStatus; projections: ProjectionStatusReport[] }>('LedgerStatus').implement({
+    fields: (t) => ({
+      nodeId: t.string({ resolve: (s) => s.consensus.nodeId }),
+      role: t.string({ description: 'LEADER, FOLLOWER, CANDIDATE or STANDALONE', resolve: (s) => s.consensus.role }),
+      leaderId: t.string({ nullable: true, resolve: (s) => s.consensus.leaderId }),
+      term: t.int({ resolve: (s) => s.consensus.term }),
+      commitIndex: t.string({ resolve: (s) => String(s.consensus.commitIndex) }),
+      appliedIndex: t.string({ resolve: (s) => String(s.consensus.appliedIndex) }),
+      projections: t.field({ type: [ProjectionStatus], resolve: (s) => s.projections }),
+    }),
+  });
+
+  builder.queryFields((t) => ({
+    ledger: t.field({
+      type: LedgerStatus,
+      authScopes: STATUS_READERS,
+      resolve: (_root, _args, ctx) => ({ consensus: ctx.ledger.consensusStatus(), projections: ctx.ledger.projectionStatus() }),
+    }),
+  }));
+}
