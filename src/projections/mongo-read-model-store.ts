@@ -22,6 +22,18 @@ import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
 import { isPosition } from '../domain/position';
 import {
   PAGE_SIZE_MAX,
+  READ_MODEL_COLLECTIONS,
+  VOLUME_BUCKETS_MAX,
+  VOLUME_INTERVALS,
+  counterTotal,
+  volumeBucketId,
+  type CounterCollection,
+  type CounterFields,
+  type CounterIncrement,
+  type CurrencyTotalsDoc,
+  type ReadModelCollection,
+  type VolumeBucketDoc,
+  type VolumeInterval,
   type AccountDoc,
   type BalanceHistoryDoc,
   type Checkpoint,
@@ -64,6 +76,27 @@ type StoredTransaction = Omit<TransactionDoc, 'metadata'> & {
 
 type StoredBalanceHistory = BalanceHistoryDoc & { atDate: Date };
 
+/** Counters as int64 (exact; `$inc`-able by an analyst's tooling too), summed in JS with bigint. */
+interface StoredCurrencyTotals {
+  _id: string;
+  currency: string;
+  position: string;
+  accountCount: Long;
+  transactionCount: Long;
+  totalBalance: Long;
+}
+
+interface StoredVolumeBucket {
+  _id: string;
+  currency: string;
+  interval: VolumeInterval;
+  /** Canonical ISO form, so string order is time order. */
+  start: string;
+  position: string;
+  count: Long;
+  amount: Long;
+}
+
 interface StoredCheckpoint {
   _id: string;
   position: string;
@@ -85,6 +118,8 @@ export class MongoReadModelStore implements ReadModelStore {
   private readonly accounts: Collection<StoredAccount>;
   private readonly transactions: Collection<StoredTransaction>;
   private readonly balanceHistory: Collection<StoredBalanceHistory>;
+  private readonly currencyTotalsCollection: Collection<StoredCurrencyTotals>;
+  private readonly volumeBucketsCollection: Collection<StoredVolumeBucket>;
   private readonly checkpoints: Collection<StoredCheckpoint>;
 
   private constructor(
@@ -95,6 +130,8 @@ export class MongoReadModelStore implements ReadModelStore {
     this.accounts = db.collection('accounts');
     this.transactions = db.collection('transactions');
     this.balanceHistory = db.collection('balanceHistory');
+    this.currencyTotalsCollection = db.collection('currencyTotals');
+    this.volumeBucketsCollection = db.collection('volumeBuckets');
     this.checkpoints = db.collection('checkpoints');
   }
 
@@ -125,17 +162,26 @@ export class MongoReadModelStore implements ReadModelStore {
     }
   }
 
-  private async createIndexes(): Promise<void> {
+  private async createIndexes(collections: readonly ReadModelCollection[] = READ_MODEL_COLLECTIONS): Promise<void> {
     // The feed (newest first), per-account history (multikey on accountIds, already in feed order),
-    // large transactions in feed order, and time bounds. Other filters (kinds, statuses, minAmount)
-    // narrow what one of these walks.
-    await createMissingIndexes(this.transactions, [
-      { key: { createdPosition: -1 }, name: 'by_created_position' },
-      { key: { accountIds: 1, createdPosition: -1 }, name: 'by_account' },
-      { key: { large: 1, createdPosition: -1 }, name: 'by_large' },
-      { key: { createdAtDate: 1 }, name: 'by_created_at' },
-    ]);
-    await createMissingIndexes(this.balanceHistory, [{ key: { accountId: 1, atDate: -1, position: -1 }, name: 'by_account_at' }]);
+    // large transactions in feed order (overall and per currency, for analytics), and time bounds.
+    // Other filters (kinds, statuses, minAmount) narrow what one of these walks.
+    const indexes: Record<ReadModelCollection, () => Promise<void>> = {
+      accounts: () => createMissingIndexes(this.accounts, [{ key: { currency: 1, transactionCount: -1, _id: 1 }, name: 'by_activity' }]),
+      transactions: () =>
+        createMissingIndexes(this.transactions, [
+          { key: { createdPosition: -1 }, name: 'by_created_position' },
+          { key: { accountIds: 1, createdPosition: -1 }, name: 'by_account' },
+          { key: { large: 1, createdPosition: -1 }, name: 'by_large' },
+          { key: { currency: 1, large: 1, createdPosition: -1 }, name: 'by_currency_large' },
+          { key: { createdAtDate: 1 }, name: 'by_created_at' },
+        ]),
+      balanceHistory: () => createMissingIndexes(this.balanceHistory, [{ key: { accountId: 1, atDate: -1, position: -1 }, name: 'by_account_at' }]),
+      // currencyTotals is read by _id only.
+      currencyTotals: async () => undefined,
+      volumeBuckets: () => createMissingIndexes(this.volumeBucketsCollection, [{ key: { currency: 1, interval: 1, start: 1 }, name: 'by_range' }]),
+    };
+    for (const collection of collections) await indexes[collection]();
   }
 
   async applyBatch(writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>): Promise<void> {
@@ -145,6 +191,8 @@ export class MongoReadModelStore implements ReadModelStore {
     const accounts = new Map<string, AccountDoc>();
     const transactions = new Map<string, TransactionDoc>();
     const histories = new Map<string, BalanceHistoryDoc>();
+    const currencyTotals = new Map<string, CounterIncrement<'currencyTotals'>>();
+    const volumeBuckets = new Map<string, CounterIncrement<'volumeBuckets'>>();
     for (const write of writes) {
       switch (write.collection) {
         case 'accounts':
@@ -156,6 +204,12 @@ export class MongoReadModelStore implements ReadModelStore {
         case 'balanceHistory':
           if (!histories.has(write.doc._id)) histories.set(write.doc._id, write.doc);
           break;
+        case 'currencyTotals':
+          mergeSteps(currencyTotals, write.increment);
+          break;
+        case 'volumeBuckets':
+          mergeSteps(volumeBuckets, write.increment);
+          break;
         default: {
           const unknownWrite: never = write;
           throw new Error(`unknown read-model collection in ${JSON.stringify(unknownWrite)}`);
@@ -163,6 +217,15 @@ export class MongoReadModelStore implements ReadModelStore {
       }
     }
     // Everything is converted (and checked) before anything is written: a bad document fails the batch whole.
+    for (const increment of currencyTotals.values()) assertDocId(increment._id, increment.keys.currency, 'currency totals');
+    for (const increment of volumeBuckets.values()) {
+      const { _id, keys } = increment;
+      if (!VOLUME_INTERVALS.includes(keys.interval)) throw new Error(`invariant: volume bucket ${_id} has unknown interval "${String(keys.interval)}"`);
+      if (instant(keys.start, `volume bucket ${_id} start`).toISOString() !== keys.start) {
+        throw new Error(`invariant: volume bucket ${_id} start "${keys.start}" is not in canonical ISO form`);
+      }
+      assertDocId(_id, volumeBucketId(keys.currency, keys.interval, keys.start), 'volume bucket');
+    }
     const accountOps = [...accounts.values()].map((doc) => guardedReplace(toStoredAccount(doc)));
     const transactionOps = [...transactions.values()].map((doc) => guardedReplace(toStoredTransaction(doc)));
     // One position is one balance: a replayed history document is left as it is.
@@ -173,6 +236,23 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.bulkWrite(this.accounts, accountOps);
     await this.bulkWrite(this.transactions, transactionOps);
     await this.bulkWrite(this.balanceHistory, historyOps);
+    await this.applyCounters(this.currencyTotalsCollection, [...currencyTotals.values()], (increment, stored, total, position) => ({
+      _id: increment._id,
+      currency: increment.keys.currency,
+      position,
+      accountCount: addInt64(stored?.accountCount, total.accountCount, `accountCount of ${increment._id}`),
+      transactionCount: addInt64(stored?.transactionCount, total.transactionCount, `transactionCount of ${increment._id}`),
+      totalBalance: addInt64(stored?.totalBalance, total.totalBalance, `totalBalance of ${increment._id}`),
+    }));
+    await this.applyCounters(this.volumeBucketsCollection, [...volumeBuckets.values()], (increment, stored, total, position) => ({
+      _id: increment._id,
+      currency: increment.keys.currency,
+      interval: increment.keys.interval,
+      start: increment.keys.start,
+      position,
+      count: addInt64(stored?.count, total.count, `count of ${increment._id}`),
+      amount: addInt64(stored?.amount, total.amount, `amount of ${increment._id}`),
+    }));
     // Last, after every document of the batch: a checkpoint never covers a write that is not stored.
     const checkpointOps: Array<AnyBulkWriteOperation<StoredCheckpoint>> = Object.entries(checkpoints).map(([projection, c]) => ({
       replaceOne: {
@@ -231,9 +311,10 @@ export class MongoReadModelStore implements ReadModelStore {
       };
     }
     if (query.large != null) filter.large = query.large;
+    if (query.currency != null) filter.currency = query.currency;
     const paged: Filter<StoredTransaction> = beforeCreatedPosition === null ? filter : { ...filter, createdPosition: { $lt: beforeCreatedPosition } };
-    // Cost: the page walks an index in feed order (by_account for accountId, by_large for large, else
-    // by_created_position) and stops after limit + 1 matches; the count reads every match once
+    // Cost: the page walks an index in feed order (by_account for accountId, by_currency_large for
+    // analytics' large transactions of a currency, by_large for large, else by_created_position) and stops after limit + 1 matches; the count reads every match once
     // (as the embedded store's COUNT does). Count and page are two reads, see listAccounts.
     const [stored, totalCount] = await Promise.all([
       this.transactions.find(paged).sort({ createdPosition: -1 }).limit(limit + 1).toArray(),
@@ -252,8 +333,126 @@ export class MongoReadModelStore implements ReadModelStore {
     return stored ? stored.balance : null;
   }
 
+  async currencyTotals(currency: string): Promise<CurrencyTotalsDoc | null> {
+    // Cost: one document by _id, maintained by the analytics projector.
+    const stored = await this.currencyTotalsCollection.findOne({ _id: currency }, { useBigInt64: true });
+    if (!stored) return null;
+    return {
+      _id: stored._id,
+      currency: stored.currency,
+      accountCount: safeCount(stored.accountCount, `accountCount of ${currency}`),
+      transactionCount: safeCount(stored.transactionCount, `transactionCount of ${currency}`),
+      totalBalance: String(int64Of(stored.totalBalance)),
+      position: stored.position,
+    };
+  }
+
+  async volumeBuckets(
+    currency: string,
+    interval: VolumeInterval,
+    fromStart: string | null,
+    toStart: string | null,
+    limit: number,
+  ): Promise<{ docs: VolumeBucketDoc[]; hasMore: boolean }> {
+    if (!Number.isInteger(limit) || limit < 0 || limit > VOLUME_BUCKETS_MAX) {
+      throw new RangeError(`volume bucket limit must be an integer from 0 to ${VOLUME_BUCKETS_MAX}, got ${limit}`);
+    }
+    if (!VOLUME_INTERVALS.includes(interval)) throw new Error(`unknown volume interval "${String(interval)}"`);
+    const start: Filter<StoredVolumeBucket>['start'] = {
+      ...(fromStart !== null ? { $gte: instant(fromStart, 'fromStart').toISOString() } : {}),
+      ...(toStart !== null ? { $lt: instant(toStart, 'toStart').toISOString() } : {}),
+    };
+    // Cost: one range of by_range (currency, interval, start), at most limit + 1 documents.
+    const stored = await this.volumeBucketsCollection
+      .find({ currency, interval, ...(fromStart !== null || toStart !== null ? { start } : {}) }, { useBigInt64: true })
+      .sort({ start: 1 })
+      .limit(limit + 1)
+      .toArray();
+    return {
+      docs: stored.slice(0, limit).map((b) => ({
+        _id: b._id,
+        currency: b.currency,
+        interval: b.interval,
+        start: b.start,
+        count: safeCount(b.count, `count of bucket ${b._id}`),
+        amount: String(int64Of(b.amount)),
+        position: b.position,
+      })),
+      hasMore: stored.length > limit,
+    };
+  }
+
+  async mostActiveAccounts(currency: string, limit: number): Promise<AccountDoc[]> {
+    assertLimit(limit);
+    // limit(0) would mean "no limit" to MongoDB.
+    if (limit === 0) return [];
+    // Cost: the first `limit` entries of by_activity (currency, transactionCount desc, _id).
+    const stored = await this.accounts.find({ currency }).sort({ transactionCount: -1, _id: 1 }).limit(limit).toArray();
+    return stored.map(fromStoredAccount);
+  }
+
+  async reset(collections: readonly ReadModelCollection[], projections: readonly string[]): Promise<void> {
+    for (const collection of collections) {
+      if (!READ_MODEL_COLLECTIONS.includes(collection)) throw new Error(`unknown read-model collection "${String(collection)}"`);
+    }
+    // Checkpoints first: an interrupted reset leaves no checkpoint claiming documents that are gone.
+    if (projections.length > 0) await this.checkpoints.deleteMany({ _id: { $in: [...projections] } });
+    // Dropping is O(1) where deleting a million documents one by one is not; the indexes come back at once.
+    for (const collection of collections) {
+      try {
+        await this.db.collection(collection).drop();
+      } catch (error) {
+        if ((error as MongoServerError).code !== NAMESPACE_NOT_FOUND) throw error;
+      }
+    }
+    await this.createIndexes(collections);
+  }
+
   async close(): Promise<void> {
     await this.client.close();
+  }
+
+  /**
+   * Counters: one read of the batch's counter documents by _id (a handful per batch: currencies and
+   * buckets touched), the exact sums in JS (counterTotal adds only the steps newer than the stored
+   * position, which makes a replay cut at other batch boundaries exact), then one write per document
+   * that applies only if the document is still as read (a compare-and-set on position). A counter has
+   * a single writer, the projection; a lost compare-and-set means another writer and fails the batch,
+   * which the projection then retries from its checkpoint.
+   */
+  private async applyCounters<C extends CounterCollection, S extends { _id: string; position: string }>(
+    collection: Collection<S>,
+    increments: Array<CounterIncrement<C>>,
+    build: (increment: CounterIncrement<C>, stored: S | null, add: CounterFields[C], position: string) => S,
+  ): Promise<void> {
+    if (increments.length === 0) return;
+    const ids = increments.map((i) => i._id);
+    const storedById = new Map<string, S>();
+    for (let start = 0; start < ids.length; start += this.bulkChunk) {
+      const found = await collection.find({ _id: { $in: ids.slice(start, start + this.bulkChunk) } } as Filter<S>, { useBigInt64: true }).toArray();
+      for (const doc of found) storedById.set(doc._id, doc as S);
+    }
+    const inserts: Array<AnyBulkWriteOperation<S>> = [];
+    const updates: Array<AnyBulkWriteOperation<S>> = [];
+    for (const increment of increments) {
+      const stored = storedById.get(increment._id) ?? null;
+      const total = counterTotal(increment, stored?.position ?? null);
+      if (!total) continue;
+      assertPosition(total.position, `counter ${increment._id}`);
+      const doc = build(increment, stored, total.add, total.position);
+      if (stored) updates.push({ replaceOne: { filter: { _id: stored._id, position: stored.position } as Filter<S>, replacement: doc } });
+      else inserts.push({ insertOne: { document: doc as never } });
+    }
+    for (let start = 0; start < inserts.length; start += this.bulkChunk) {
+      await collection.bulkWrite(inserts.slice(start, start + this.bulkChunk), { ordered: false });
+    }
+    for (let start = 0; start < updates.length; start += this.bulkChunk) {
+      const chunk = updates.slice(start, start + this.bulkChunk);
+      const result = await collection.bulkWrite(chunk, { ordered: false });
+      if (result.matchedCount !== chunk.length) {
+        throw new Error(`counters in ${collection.collectionName} changed while this batch was written (another writer?): ${chunk.length - result.matchedCount} not applied`);
+      }
+    }
   }
 
   /** Unordered (a stale write must not stop the ones after it), in chunks, each chunk awaited before the next. */
@@ -287,6 +486,32 @@ async function createMissingIndexes<T extends { _id: string }>(collection: Colle
   }
   const missing = indexes.filter((index) => !existing.includes(index.name!));
   if (missing.length > 0) await collection.createIndexes(missing);
+}
+
+/** Steps of the same counter document within one batch are concatenated, in position order. */
+function mergeSteps<C extends CounterCollection>(byId: Map<string, CounterIncrement<C>>, increment: CounterIncrement<C>): void {
+  const kept = byId.get(increment._id);
+  if (kept) kept.steps = [...kept.steps, ...increment.steps];
+  else byId.set(increment._id, { ...increment, steps: [...increment.steps] });
+}
+
+/** int64 as the driver may hand it back: bigint (useBigInt64), a Long, or a number for int32 values. */
+function int64Of(value: bigint | Long | number): bigint {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number') return BigInt(value);
+  return value.toBigInt();
+}
+
+function addInt64(stored: bigint | Long | number | undefined, add: bigint, what: string): Long {
+  const sum = (stored === undefined ? 0n : int64Of(stored)) + add;
+  if (!isInt64(sum)) throw new Error(`invariant: ${what} ${sum} does not fit in a signed 64-bit integer`);
+  return Long.fromBigInt(sum);
+}
+
+function safeCount(value: bigint | Long | number, what: string): number {
+  const n = int64Of(value);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < 0n) throw new Error(`invariant: ${what} is ${n}`);
+  return Number(n);
 }
 
 function keepNewest<T extends { _id: string; position: string }>(byId: Map<string, T>, doc: T): void {

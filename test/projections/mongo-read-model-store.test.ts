@@ -98,20 +98,21 @@ if (mongoUrl !== null) {
     it('writes a batch far larger than one chunk, guarded per document, and replays it to the same state', async () => {
       const { store } = opened;
       const count = 250;
-      const writes: ReadModelWrite[] = [];
-      for (let i = 0; i < count; i += 1) writes.push({ collection: 'accounts', doc: account(`acc-${String(i).padStart(4, '0')}`, p(i + 1), String(i)) });
+      const docs: AccountDoc[] = [];
+      for (let i = 0; i < count; i += 1) docs.push(account(`acc-${String(i).padStart(4, '0')}`, p(i + 1), String(i)));
+      const writes: ReadModelWrite[] = docs.map((doc) => ({ collection: 'accounts', doc }));
       await store.applyBatch(writes, { accounts: { position: p(count), storePosition: String(count), updatedAtMs: 1 } });
 
       const page = await store.listAccounts(null, 500);
       expect(page.totalCount).toBe(count);
-      expect(page.docs.map((a) => a.balance)).toEqual(writes.map((w) => (w.doc as AccountDoc).balance));
+      expect(page.docs.map((a) => a.balance)).toEqual(docs.map((d) => d.balance));
 
       // Half the documents newer, then the whole first batch again: only the newer ones stay.
-      const newer: ReadModelWrite[] = writes.filter((_, i) => i % 2 === 0).map((w) => ({ collection: 'accounts', doc: { ...(w.doc as AccountDoc), position: p(1000), balance: '7' } }));
+      const newer: ReadModelWrite[] = docs.filter((_, i) => i % 2 === 0).map((d) => ({ collection: 'accounts', doc: { ...d, position: p(1000), balance: '7' } }));
       await store.applyBatch(newer, {});
       await store.applyBatch(writes, {});
       const after = await store.listAccounts(null, 500);
-      expect(after.docs.map((a) => a.balance)).toEqual(writes.map((w, i) => (i % 2 === 0 ? '7' : (w.doc as AccountDoc).balance)));
+      expect(after.docs.map((a) => a.balance)).toEqual(docs.map((d, i) => (i % 2 === 0 ? '7' : d.balance)));
       expect(after.docs[0]?.metadata).toEqual({ 'odd.key': 1, $dollar: ['x'] });
     });
 
@@ -157,7 +158,8 @@ if (mongoUrl !== null) {
     it('creates the indexes the queries use at startup, and opening the same database again is harmless', async () => {
       const { store, url } = opened;
       const names = async (collection: string) => (await store.db.collection(collection).indexes()).map((i) => i.name).sort();
-      expect(await names('transactions')).toEqual(['_id_', 'by_account', 'by_created_at', 'by_created_position', 'by_large']);
+      expect(await names('transactions')).toEqual(['_id_', 'by_account', 'by_created_at', 'by_created_position', 'by_currency_large', 'by_large']);
+      expect(await names('accounts')).toEqual(['_id_', 'by_activity']);
       expect(await names('balanceHistory')).toEqual(['_id_', 'by_account_at']);
       await store.applyBatch([{ collection: 'accounts', doc: account('a', p(1), '1') }], {});
       const again = await MongoReadModelStore.connect(url);
@@ -166,7 +168,7 @@ if (mongoUrl !== null) {
       } finally {
         await again.close();
       }
-      expect(await names('transactions')).toHaveLength(5);
+      expect(await names('transactions')).toHaveLength(6);
     });
 
     it('rejects a batch with a malformed document before writing any of it', async () => {
