@@ -67,7 +67,7 @@ describe('ProjectionRunner', () => {
       ['tx-2', 'SETTLED'],
       ['tx-1', 'SETTLED'],
     ]);
-    expect(runner.status().map((s) => s.position)).toEqual([position, position, position]);
+    expect(runner.status().map((s) => s.position)).toEqual([position, position, position, position]);
     await runner.stop();
   });
 

@@ -1,5 +1,6 @@
 import type { GraphQLSchema } from 'graphql';
 import { registerAccounts } from './accounts';
+import { registerAnalytics } from './analytics';
 import { createBuilder } from './builder';
 import { registerMutations } from './mutations';
 import { registerPageInfo } from './reads';
@@ -25,6 +26,7 @@ export function buildSchema(): GraphQLSchema {
   const PageInfo = registerPageInfo(builder);
   const transactions = registerTransactions(builder, PageInfo);
   const accounts = registerAccounts(builder, PageInfo, transactions);
+  registerAnalytics(builder, accounts, transactions);
   registerStatus(builder);
   registerMutations(builder, errorTypes, accounts, transactions);
 
