@@ -69,7 +69,7 @@ if (mongoUrl !== null) {
     beforeAll(async () => {
       // A small chunk, so that the projections' batches span several bulk commands.
       ledger = await startTestLedger({ MONGODB_URL: url, LEDGER_MONGODB_BULK_CHUNK: '7' });
-      client = await MongoClient.connect(url);
+      client = await MongoClient.connect(url, { useBigInt64: true });
     });
     afterAll(async () => {
       await ledger?.close();
@@ -150,6 +150,44 @@ if (mongoUrl !== null) {
       // What the API answered is what MongoDB holds.
       const stored = await client.db(database).collection('accounts').findOne({ _id: alice as never });
       expect(stored).toMatchObject({ _id: alice, balance: '7000', transactionCount: 3 });
+    });
+
+    it('answers Query.analytics from the aggregates maintained in MongoDB', async () => {
+      // A currency of its own, so that the other tests of this file do not count.
+      const a = uniqueId('jpy-a');
+      const b = uniqueId('jpy-b');
+      await mutate(
+        `mutation($input: OpenAccountInput!) { openAccount(input: $input) { __typename ... on OpenAccountSuccess { position } ${ERR} } }`,
+        { input: { id: a, currency: 'JPY', initialBalance: '3000000' } }, 'openAccount', 'OpenAccountSuccess',
+      );
+      await mutate(
+        `mutation($input: OpenAccountInput!) { openAccount(input: $input) { __typename ... on OpenAccountSuccess { position } ${ERR} } }`,
+        { input: { id: b, currency: 'JPY' } }, 'openAccount', 'OpenAccountSuccess',
+      );
+      const big = await transfer({ fromAccountId: a, toAccountId: b, amount: '1500000' });
+      const hold = await transfer({ fromAccountId: b, toAccountId: a, amount: '10', pending: true });
+      const { analytics } = await ledger.data(
+        `query($at: Position) { analytics(currency: "JPY", atLeast: $at) {
+          currency totalBalance accountCount transactionCount
+          volume { count amount }
+          mostActiveAccounts(limit: 5) { transactionCount account { id } }
+          largeTransactions(first: 5) { totalCount edges { node { id amount } } }
+        } }`,
+        { at: hold.position },
+        ['analyst'],
+      );
+      expect(analytics).toMatchObject({ currency: 'JPY', totalBalance: '3000000', accountCount: 2, transactionCount: 3 });
+      // Settled only: the opening deposit and the transfer (the hold moves nothing); the run may straddle midnight UTC.
+      const volume = analytics.volume as Array<{ count: number; amount: string }>;
+      expect([volume.reduce((n, v) => n + v.count, 0), volume.reduce((n, v) => n + BigInt(v.amount), 0n)]).toEqual([2, 4500000n]);
+      expect(analytics.mostActiveAccounts).toEqual([
+        { transactionCount: 3, account: { id: a } },
+        { transactionCount: 2, account: { id: b } },
+      ]);
+      expect(analytics.largeTransactions.totalCount).toBe(2);
+      expect(analytics.largeTransactions.edges[0].node).toEqual({ id: big.transaction.id, amount: '1500000' });
+      const stored = await client.db(database).collection('currencyTotals').findOne({ _id: 'JPY' as never });
+      expect(stored).toMatchObject({ accountCount: 2n, transactionCount: 3n, totalBalance: 3000000n });
     });
 
     it('resumes from the checkpoints in MongoDB after a restart', async () => {
