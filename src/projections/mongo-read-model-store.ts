@@ -10,10 +10,13 @@
  * arbitrary keys, and keys with `$` or `.` (legal in JSON) are not storable as BSON field names on
  * every server; as text it round-trips exactly, as in the embedded store.
  *
- * Every write is a filtered upsert guarded by position: `replaceOne({_id, position: {$lt: p}}, doc,
- * {upsert: true})`. When the stored document is as new or newer the filter misses, the upsert tries
- * to insert a second `_id` and the server answers duplicate key (E11000): that is the skipped stale
- * write. `_id` is the only unique index of these collections, so E11000 can mean nothing else.
+ * Every write is guarded by position, atomically on the server: a new document is inserted (insert
+ * if absent), an existing one is replaced by a filtered upsert `replaceOne({_id, position: {$lt: p}},
+ * doc, {upsert: true})`. When the stored document is as new or newer the filter misses, the upsert
+ * tries to insert a second `_id` and the server answers duplicate key (E11000): that is the skipped
+ * stale write. `_id` is the only unique index of these collections, so E11000 can mean nothing else.
+ * A read of the stored positions first (by _id, per chunk) picks the form and drops stale writes
+ * without sending them (see writeGuarded: on FerretDB the filtered form costs a collection scan).
  * Checkpoints live in the same database and are written after all the batch's documents, so a crash
  * between the two leaves a checkpoint that is behind, and the replay from it changes nothing.
  */
@@ -226,16 +229,12 @@ export class MongoReadModelStore implements ReadModelStore {
       }
       assertDocId(_id, volumeBucketId(keys.currency, keys.interval, keys.start), 'volume bucket');
     }
-    const accountOps = [...accounts.values()].map((doc) => guardedReplace(toStoredAccount(doc)));
-    const transactionOps = [...transactions.values()].map((doc) => guardedReplace(toStoredTransaction(doc)));
-    // One position is one balance: a replayed history document is left as it is.
-    const historyOps: Array<AnyBulkWriteOperation<StoredBalanceHistory>> = [...histories.values()].map((doc) => {
-      const { _id, ...fields } = toStoredHistory(doc);
-      return { updateOne: { filter: { _id }, update: { $setOnInsert: fields }, upsert: true } };
-    });
-    await this.bulkWrite(this.accounts, accountOps);
-    await this.bulkWrite(this.transactions, transactionOps);
-    await this.bulkWrite(this.balanceHistory, historyOps);
+    const storedAccounts = [...accounts.values()].map(toStoredAccount);
+    const storedTransactions = [...transactions.values()].map(toStoredTransaction);
+    const storedHistories = [...histories.values()].map(toStoredHistory);
+    await this.writeGuarded(this.accounts, storedAccounts);
+    await this.writeGuarded(this.transactions, storedTransactions);
+    await this.insertAbsent(this.balanceHistory, storedHistories);
     await this.applyCounters(this.currencyTotalsCollection, [...currencyTotals.values()], (increment, stored, total, position) => ({
       _id: increment._id,
       currency: increment.keys.currency,
@@ -455,20 +454,80 @@ export class MongoReadModelStore implements ReadModelStore {
     }
   }
 
+  /**
+   * Whole documents, each written only over an older one. Per chunk: one read of the stored
+   * positions by _id; a stale write is dropped there; an absent document is inserted (insert-if-absent
+   * is its own guard); a present, older one is replaced by a filtered upsert guarded by position
+   * (`{_id, position: {$lt: p}}`, the E11000 of a failed filter is a stale write skipped). The read only
+   * chooses the cheap form: insert costs about 0.1 ms on FerretDB 1.24, where any filter beyond _id
+   * is not pushed down and costs a collection scan; on MongoDB both are index seeks. A document
+   * inserted by someone else between the read and the insert (E11000) gets the guarded upsert.
+   */
+  private async writeGuarded<T extends { _id: string; position: string }>(collection: Collection<T>, docs: T[]): Promise<void> {
+    for (let start = 0; start < docs.length; start += this.bulkChunk) {
+      const chunk = docs.slice(start, start + this.bulkChunk);
+      const stored = await this.storedPositions(collection, chunk);
+      const absent: T[] = [];
+      const older: T[] = [];
+      for (const doc of chunk) {
+        const position = stored.get(doc._id);
+        if (position === undefined) absent.push(doc);
+        else if (doc.position > position) older.push(doc);
+      }
+      older.push(...(await this.insert(collection, absent)));
+      await this.bulkWrite(collection, older.map(guardedReplace));
+    }
+  }
+
+  /** Documents whose _id fixes their content (balance history: one position, one balance): inserted when absent, else left. */
+  private async insertAbsent<T extends { _id: string; position: string }>(collection: Collection<T>, docs: T[]): Promise<void> {
+    for (let start = 0; start < docs.length; start += this.bulkChunk) {
+      const chunk = docs.slice(start, start + this.bulkChunk);
+      const stored = await this.storedPositions(collection, chunk);
+      // Whatever lost a race to an identical insert is already there.
+      await this.insert(collection, chunk.filter((doc) => !stored.has(doc._id)));
+    }
+  }
+
+  private async storedPositions<T extends { _id: string; position: string }>(collection: Collection<T>, docs: T[]): Promise<Map<string, string>> {
+    if (docs.length === 0) return new Map();
+    const found = await collection.find({ _id: { $in: docs.map((d) => d._id) } } as Filter<T>, { projection: { _id: 1, position: 1 } }).toArray();
+    return new Map(found.map((d) => [d._id as string, d.position as string]));
+  }
+
+  /** Inserts (at most one chunk), unordered; returns the documents that were already there (E11000 on _id). */
+  private async insert<T extends { _id: string }>(collection: Collection<T>, docs: T[]): Promise<T[]> {
+    if (docs.length === 0) return [];
+    try {
+      await collection.bulkWrite(docs.map((document) => ({ insertOne: { document } }) as AnyBulkWriteOperation<T>), { ordered: false });
+      return [];
+    } catch (error) {
+      return docs.filter((_, index) => duplicateKeyIndexes(error).has(index));
+    }
+  }
+
   /** Unordered (a stale write must not stop the ones after it), in chunks, each chunk awaited before the next. */
   private async bulkWrite<T extends { _id: string }>(collection: Collection<T>, ops: Array<AnyBulkWriteOperation<T>>): Promise<void> {
     for (let start = 0; start < ops.length; start += this.bulkChunk) {
       try {
         await collection.bulkWrite(ops.slice(start, start + this.bulkChunk), { ordered: false });
       } catch (error) {
-        if (!(error instanceof MongoBulkWriteError)) throw error;
-        const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
         // Duplicate key on _id (the only unique index) is a guarded upsert whose stored document is as new or newer.
-        const real = writeErrors.filter((e) => e.code !== DUPLICATE_KEY);
-        if (real.length > 0 || writeErrors.length === 0 || error.writeConcernError) throw error;
+        duplicateKeyIndexes(error);
       }
     }
   }
+}
+
+/**
+ * The statements of a failed bulk write that failed on a duplicate _id (the only unique index of
+ * these collections). Rethrows anything else: another write error, a write concern error, a network error.
+ */
+function duplicateKeyIndexes(error: unknown): Set<number> {
+  if (!(error instanceof MongoBulkWriteError)) throw error;
+  const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+  if (writeErrors.length === 0 || error.writeConcernError || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) throw error;
+  return new Set(writeErrors.map((e) => e.index));
 }
 
 /**

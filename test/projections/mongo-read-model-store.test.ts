@@ -171,6 +171,23 @@ if (mongoUrl !== null) {
       expect(await names('transactions')).toHaveLength(6);
     });
 
+    it('keeps the guard when another writer inserts a document between the read of positions and the write', async () => {
+      const { store } = opened;
+      await store.applyBatch([{ collection: 'accounts', doc: account('a', p(5), '500') }], {});
+      // As if the read of stored positions had run before someone else's insert: every document looks absent.
+      const spy = jest.spyOn(MongoReadModelStore.prototype as unknown as { storedPositions: () => Promise<Map<string, string>> }, 'storedPositions');
+      spy.mockResolvedValue(new Map());
+      try {
+        await store.applyBatch([{ collection: 'accounts', doc: account('a', p(3), '300') }, { collection: 'accounts', doc: account('b', p(3), '3') }], {});
+        expect((await store.getAccounts(['a', 'b'])).map((d) => d?.balance)).toEqual(['500', '3']);
+        await store.applyBatch([{ collection: 'accounts', doc: account('a', p(7), '700') }], {});
+        expect((await store.getAccounts(['a'])).map((d) => d?.balance)).toEqual(['700']);
+        expect(spy).toHaveBeenCalled();
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
     it('rejects a batch with a malformed document before writing any of it', async () => {
       const { store } = opened;
       const bad: ReadModelWrite = { collection: 'accounts', doc: { ...account('b', p(3), '1'), position: 'not-a-position' } };
