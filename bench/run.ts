@@ -16,6 +16,7 @@
  *   BENCH_PROFILE_DIR        keep the .cpuprofile files there (default: a temp folder, removed)
  *   BENCH_ERRORS_ALLOWED     failed responses tolerated per run before the run is invalid (default 0)
  *   BENCH_RESULTS            where to write the results (default bench/RESULTS.md; "-" for nowhere)
+ *   BENCH_REBUILD=0          skip the rebuild benchmark run at the end (bench/rebuild.ts; BENCH_REBUILD_EVENTS, default 1,000,000)
  *   BENCH_LEDGER_ENTRY       for experiments: the script that starts the ledger (default src/main.ts),
  *                            e.g. bench/ledger-variant.ts; then results are written only where
  *                            BENCH_RESULTS says
@@ -716,6 +717,9 @@ async function main(): Promise<void> {
     targets: targets.map((t) => ({ name: t.name, value: t.value, pass: t.pass })),
   };
   console.log(JSON.stringify(json));
+
+  // The rebuild rate of the embedded read models (bench/rebuild.ts, also `npm run bench:rebuild`).
+  if (process.env.BENCH_REBUILD !== '0') execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'rebuild.ts')], { cwd: ROOT, stdio: 'inherit' });
 }
 
 main().then(

@@ -78,7 +78,12 @@ export interface VolumeBucketDoc {
   position: string;
 }
 
-/** The fields an event adds to, per counter collection (exact integers). */
+/**
+ * The fields an event adds to, per counter collection (exact integers). Counts fit 53 bits; sums
+ * (totalBalance, amount) do not fit 64 bits in general (every balance does, their sum over accounts
+ * need not): a store keeps them exact (SQLite: decimal text summed as bigint; MongoDB: Decimal128,
+ * whose 34 digits hold any sum of 10^15 int64 values, or a digit string).
+ */
 export interface CounterFields {
   currencyTotals: { accountCount: bigint; transactionCount: bigint; totalBalance: bigint };
   volumeBuckets: { count: bigint; amount: bigint };

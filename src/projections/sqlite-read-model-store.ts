@@ -94,7 +94,8 @@ const SCHEMA = `
     position          TEXT NOT NULL,
     account_count     INTEGER NOT NULL,
     transaction_count INTEGER NOT NULL,
-    total_balance     INTEGER NOT NULL
+    -- decimal digits: a sum over accounts may exceed 64 bits although every balance fits
+    total_balance     TEXT NOT NULL
   ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS volume_buckets (
     currency  TEXT NOT NULL,
@@ -103,7 +104,8 @@ const SCHEMA = `
     start     TEXT NOT NULL,
     position  TEXT NOT NULL,
     count     INTEGER NOT NULL,
-    amount    INTEGER NOT NULL,
+    -- decimal digits, like currency_totals.total_balance
+    amount    TEXT NOT NULL,
     PRIMARY KEY (currency, interval, start)
   ) WITHOUT ROWID;
 
@@ -200,7 +202,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.selectCurrencyTotals = db
       .prepare<[string], CurrencyTotalsRow>('SELECT currency, position, account_count, transaction_count, total_balance FROM currency_totals WHERE currency = ?')
       .safeIntegers(true);
-    this.upsertCurrencyTotals = db.prepare<[string, string, bigint, bigint, bigint]>(
+    this.upsertCurrencyTotals = db.prepare<[string, string, bigint, bigint, string]>(
       `INSERT INTO currency_totals (currency, position, account_count, transaction_count, total_balance) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (currency) DO UPDATE SET position = excluded.position, account_count = excluded.account_count,
          transaction_count = excluded.transaction_count, total_balance = excluded.total_balance`,
@@ -208,7 +210,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.selectVolumeBucket = db
       .prepare<[string, string, string], VolumeBucketRow>('SELECT currency, interval, start, position, count, amount FROM volume_buckets WHERE currency = ? AND interval = ? AND start = ?')
       .safeIntegers(true);
-    this.upsertVolumeBucket = db.prepare<[string, string, string, string, bigint, bigint]>(
+    this.upsertVolumeBucket = db.prepare<[string, string, string, string, bigint, string]>(
       `INSERT INTO volume_buckets (currency, interval, start, position, count, amount) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (currency, interval, start) DO UPDATE SET position = excluded.position, count = excluded.count, amount = excluded.amount`,
     );
@@ -362,7 +364,7 @@ export class SqliteReadModelStore implements ReadModelStore {
       currency: row.currency,
       accountCount: safeCount(row.account_count, `accountCount of ${currency}`),
       transactionCount: safeCount(row.transaction_count, `transactionCount of ${currency}`),
-      totalBalance: String(row.total_balance),
+      totalBalance: row.total_balance,
       position: row.position,
     };
   }
@@ -457,7 +459,7 @@ export class SqliteReadModelStore implements ReadModelStore {
           total.position,
           checkedInt64((row?.account_count ?? 0n) + total.add.accountCount, `accountCount of ${increment._id}`),
           checkedInt64((row?.transaction_count ?? 0n) + total.add.transactionCount, `transactionCount of ${increment._id}`),
-          checkedInt64((row?.total_balance ?? 0n) + total.add.totalBalance, `totalBalance of ${increment._id}`),
+          String(BigInt(row?.total_balance ?? '0') + total.add.totalBalance),
         );
         return;
       }
@@ -475,7 +477,7 @@ export class SqliteReadModelStore implements ReadModelStore {
           start,
           total.position,
           checkedInt64((row?.count ?? 0n) + total.add.count, `count of ${_id}`),
-          checkedInt64((row?.amount ?? 0n) + total.add.amount, `amount of ${_id}`),
+          String(BigInt(row?.amount ?? '0') + total.add.amount),
         );
         return;
       }
@@ -534,7 +536,7 @@ interface CurrencyTotalsRow {
   position: string;
   account_count: bigint;
   transaction_count: bigint;
-  total_balance: bigint;
+  total_balance: string;
 }
 
 interface VolumeBucketRow {
@@ -543,7 +545,7 @@ interface VolumeBucketRow {
   start: string;
   position: string;
   count: bigint;
-  amount: bigint;
+  amount: string;
 }
 
 function volumeBucketDoc(row: VolumeBucketRow): VolumeBucketDoc {
@@ -553,7 +555,7 @@ function volumeBucketDoc(row: VolumeBucketRow): VolumeBucketDoc {
     interval: row.interval,
     start: row.start,
     count: safeCount(row.count, `count of bucket ${row.start}`),
-    amount: String(row.amount),
+    amount: row.amount,
     position: row.position,
   };
 }

@@ -229,7 +229,7 @@ describe('roles', () => {
     expect(status).toMatchObject({ nodeId: 'node-1', role: 'STANDALONE', term: expect.any(Number) });
     expect(BigInt(status.appliedIndex)).toBeGreaterThan(0n);
     expect(BigInt(status.commitIndex)).toBeGreaterThanOrEqual(BigInt(status.appliedIndex));
-    expect(status.projections.map((p: any) => p.name).sort()).toEqual(['accounts', 'balanceHistory', 'transactions']);
+    expect(status.projections.map((p: any) => p.name).sort()).toEqual(['accounts', 'analytics', 'balanceHistory', 'transactions']);
   });
 
   it('a valid token without a known role may do nothing', async () => {

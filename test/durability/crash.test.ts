@@ -10,7 +10,8 @@ import { LedgerModel, OPENING_BALANCE, allAccounts, allTransactions, retryUnknow
  * catch up from the log.
  */
 
-jest.setTimeout(60_000);
+// Real processes on a shared 2-core machine: generous, as the working rules ask (no timing is asserted).
+jest.setTimeout(180_000);
 
 const BASE_ACCOUNTS = Array.from({ length: 8 }, (_, i) => `acc-${i}`);
 

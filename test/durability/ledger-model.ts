@@ -353,6 +353,13 @@ export async function verifyLedger(ledger: ChildLedger, model: LedgerModel, opti
   }
   if (total !== deposited) problem(`money is not conserved: balances total ${total}, deposits total ${deposited}`);
 
+  // 4b. The analytics counters, maintained incrementally through the kill, equal the documents' figures:
+  // a replay after the crash counted nothing twice (every account of this workload is in USD).
+  const { analytics } = await ledger.query(`query($at: Position) { analytics(atLeast: $at) { totalBalance accountCount transactionCount } }`, { at: sentinel.position });
+  if (BigInt(analytics.totalBalance) !== total) problem(`analytics totalBalance ${analytics.totalBalance}, the accounts hold ${total}`);
+  if (analytics.accountCount !== accounts.size) problem(`analytics accountCount ${analytics.accountCount}, ${accounts.size} accounts listed`);
+  if (analytics.transactionCount !== transactions.length) problem(`analytics transactionCount ${analytics.transactionCount}, ${transactions.length} transactions listed`);
+
   // 5. The state machine agrees with the read models: a deposit's payload carries its own balance.
   for (const id of model.baseAccounts) {
     const check = await model.sendAcked(ledger, model.deposit(id, 1n));

@@ -16,7 +16,7 @@ import { projectBatch } from '../../src/projections/project-batch';
 import { finalState, historyArbitrary, recordHistory } from '../support/ledger-history';
 import type { OpenReadModelStore } from './read-model-store.contract';
 
-const CURRENCIES = ['USD', 'EUR'];
+export const CURRENCIES = ['USD', 'EUR'];
 const INTERVAL_MS: Record<VolumeInterval, number> = { HOUR: 3_600_000, DAY: 86_400_000 };
 const PROJECTION_NAMES = LEDGER_PROJECTORS.map((p) => p.name);
 
@@ -36,7 +36,7 @@ async function projectFromCheckpoints(store: ReadModelStore, events: readonly Re
 }
 
 /** Everything every read of the port returns for this history's ids: two equal dumps are the same read models. */
-async function dump(store: ReadModelStore, events: readonly RecordedEvent[]) {
+export async function dump(store: ReadModelStore, events: readonly RecordedEvent[]) {
   const { accounts, transactions } = finalState(events);
   const ids = [...transactions.keys()].sort();
   const feed: string[] = [];
@@ -56,7 +56,7 @@ async function dump(store: ReadModelStore, events: readonly RecordedEvent[]) {
   };
 }
 
-async function analyticsOf(store: ReadModelStore, currency: string) {
+export async function analyticsOf(store: ReadModelStore, currency: string) {
   const totals = await store.currencyTotals(currency);
   const large: string[] = [];
   for (let before: string | null = null; ; ) {
@@ -79,7 +79,7 @@ async function analyticsOf(store: ReadModelStore, currency: string) {
 }
 
 /** The same figures, computed the slow, obvious way from the final records. */
-function bruteForce(events: readonly RecordedEvent[], currency: string) {
+export function bruteForce(events: readonly RecordedEvent[], currency: string) {
   const { accounts, transactions, recordedCount } = finalState(events);
   const mine = [...accounts.values()].filter((a) => a.currency === currency);
   const txs = [...transactions.values()].filter((t) => t.currency === currency);

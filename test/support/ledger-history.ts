@@ -8,8 +8,8 @@ import type { LedgerCommand } from '../../src/domain/commands';
 import type { AccountRecord, LedgerEvent, TransactionRecord } from '../../src/domain/events';
 import { LedgerMachine } from '../../src/domain/ledger';
 import { DEFAULT_RULES } from '../../src/domain/rules';
-import type { RecordedEvent } from '../../src/eventstore/event-store';
-import { LEDGER_STREAM } from '../../src/eventstore/ledger-event-publisher';
+import type { EventStore, RecordedEvent } from '../../src/eventstore/event-store';
+import { LEDGER_STREAM, LedgerEventPublisher } from '../../src/eventstore/ledger-event-publisher';
 
 const ACCOUNTS = ['a', 'b', 'c', 'd', 'e', 'f'];
 /** 2024-02-29 23:00 UTC: the first hours cross a day, a month and a leap day. */
@@ -35,7 +35,32 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 /** Gaps between entries: exact quarter hours (so some land on boundaries) or odd milliseconds. */
 const gapMs = fc.oneof(fc.constantFrom(0, 15 * 60_000, 30 * 60_000, 60 * 60_000, 6 * 3_600_000), fc.integer({ min: 1, max: 40 * 60_000 }));
 
-export const historyArbitrary: fc.Arbitrary<Array<[Step, number]>> = fc.array(fc.tuple(step, gapMs), { minLength: 1, maxLength: 120 });
+const entry = fc.tuple(step, gapMs);
+export const historyArbitrary: fc.Arbitrary<Array<[Step, number]>> = fc.array(entry, { minLength: 1, maxLength: 120 });
+
+/** A long history, reproducible from its seed. */
+export function sampleHistory(entries: number, seed: number): Array<[Step, number]> {
+  return fc.sample(entry, { numRuns: entries, seed });
+}
+
+/** Applies the steps and appends their events to a real event store, as the node's pipeline does. */
+export async function publishHistory(eventStore: EventStore, steps: ReadonlyArray<[Step, number]>): Promise<number> {
+  const machine = new LedgerMachine(DEFAULT_RULES);
+  const publisher = new LedgerEventPublisher(eventStore);
+  await publisher.start();
+  let timestampMs = HISTORY_START_MS;
+  let events = 0;
+  for (const [i, [s, gap]] of steps.entries()) {
+    timestampMs += gap;
+    const result = machine.apply({ index: i + 1, timestampMs }, command(s));
+    publisher.enqueue(i + 1, timestampMs, result.events);
+    events += result.events.length;
+    if (i % 500 === 499) await publisher.flush();
+  }
+  await publisher.flush();
+  await publisher.stop();
+  return events;
+}
 
 function command(s: Step): LedgerCommand {
   const timeout = (t: boolean) => (t ? 2 * 3600 : null);

@@ -2,12 +2,10 @@ import { GraphQLError } from 'graphql';
 import type { AccountRecord } from '../../domain/events';
 import { type CurrencyTotalsDoc, VOLUME_BUCKETS_MAX, VOLUME_INTERVALS, type VolumeInterval, bucketStart } from '../../projections/read-model-store';
 import type { AccountRefs } from './accounts';
-import type { ApiContext, Builder } from './builder';
+import { ANALYSTS, type ApiContext, type Builder } from './builder';
 import { checkFirst, waitForAtLeast } from './reads';
 import { type TransactionRefs, findTransactions } from './transactions';
 
-/** Analysts and compliance read analytics (admin passes every scope); tellers do not. */
-export const ANALYTICS_READERS = { $any: { analyst: true, compliance: true } } as const;
 /** mostActiveAccounts(limit) at most. */
 export const MOST_ACTIVE_ACCOUNTS_MAX = 100;
 
@@ -99,7 +97,7 @@ export function registerAnalytics(builder: Builder, { Account }: AccountRefs, { 
   builder.queryFields((t) => ({
     analytics: t.field({
       type: Analytics,
-      authScopes: ANALYTICS_READERS,
+      authScopes: ANALYSTS,
       description: 'Totals, volume and activity of one currency. Roles: analyst, compliance, admin.',
       args: { currency: t.arg.string({ defaultValue: 'USD' }), atLeast: t.arg({ type: 'Position', required: false }) },
       resolve: async (_root, args, ctx) => {

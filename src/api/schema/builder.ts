@@ -48,7 +48,8 @@ export type Builder = PothosSchemaTypes.SchemaBuilder<PothosSchemaTypes.ExtendDe
 
 /** Who may read: every query field names one of these (admin passes every scope). */
 export const READERS = { $any: { teller: true, analyst: true, compliance: true } } as const;
-export const STATUS_READERS = { $any: { analyst: true, compliance: true } } as const;
+/** Status and analytics: analysts and compliance (and admin). */
+export const ANALYSTS = { $any: { analyst: true, compliance: true } } as const;
 export const TELLERS = { teller: true } as const;
 
 export function createBuilder(): Builder {

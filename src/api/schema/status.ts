@@ -1,6 +1,6 @@
 import type { ConsensusStatus } from '../../consensus/command-log';
 import type { ProjectionStatusReport } from '../../projections/projection-runner';
-import { type Builder, STATUS_READERS } from './builder';
+import { type Builder, ANALYSTS } from './builder';
 
 /** LedgerStatus and ProjectionStatus; Query.ledger. */
 export function registerStatus(builder: Builder): void {
@@ -26,7 +26,7 @@ export function registerStatus(builder: Builder): void {
   builder.queryFields((t) => ({
     ledger: t.field({
       type: LedgerStatus,
-      authScopes: STATUS_READERS,
+      authScopes: ANALYSTS,
       resolve: (_root, _args, ctx) => ({ consensus: ctx.ledger.consensusStatus(), projections: ctx.ledger.projectionStatus() }),
     }),
   }));
