@@ -79,14 +79,17 @@ type StoredTransaction = Omit<TransactionDoc, 'metadata'> & {
 
 type StoredBalanceHistory = BalanceHistoryDoc & { atDate: Date };
 
-/** Counters as int64 (exact; `$inc`-able by an analyst's tooling too), summed in JS with bigint. */
+/**
+ * Counters, summed in JS with bigint: counts as int64, sums as digit strings like every amount of
+ * the read models (a sum over accounts need not fit 64 bits; FerretDB 1.24 has no Decimal128).
+ */
 interface StoredCurrencyTotals {
   _id: string;
   currency: string;
   position: string;
   accountCount: Long;
   transactionCount: Long;
-  totalBalance: Long;
+  totalBalance: string;
 }
 
 interface StoredVolumeBucket {
@@ -97,7 +100,7 @@ interface StoredVolumeBucket {
   start: string;
   position: string;
   count: Long;
-  amount: Long;
+  amount: string;
 }
 
 interface StoredCheckpoint {
@@ -241,7 +244,7 @@ export class MongoReadModelStore implements ReadModelStore {
       position,
       accountCount: addInt64(stored?.accountCount, total.accountCount, `accountCount of ${increment._id}`),
       transactionCount: addInt64(stored?.transactionCount, total.transactionCount, `transactionCount of ${increment._id}`),
-      totalBalance: addInt64(stored?.totalBalance, total.totalBalance, `totalBalance of ${increment._id}`),
+      totalBalance: String(BigInt(stored?.totalBalance ?? '0') + total.totalBalance),
     }));
     await this.applyCounters(this.volumeBucketsCollection, [...volumeBuckets.values()], (increment, stored, total, position) => ({
       _id: increment._id,
@@ -250,7 +253,7 @@ export class MongoReadModelStore implements ReadModelStore {
       start: increment.keys.start,
       position,
       count: addInt64(stored?.count, total.count, `count of ${increment._id}`),
-      amount: addInt64(stored?.amount, total.amount, `amount of ${increment._id}`),
+      amount: String(BigInt(stored?.amount ?? '0') + total.amount),
     }));
     // Last, after every document of the batch: a checkpoint never covers a write that is not stored.
     const checkpointOps: Array<AnyBulkWriteOperation<StoredCheckpoint>> = Object.entries(checkpoints).map(([projection, c]) => ({
@@ -341,7 +344,7 @@ export class MongoReadModelStore implements ReadModelStore {
       currency: stored.currency,
       accountCount: safeCount(stored.accountCount, `accountCount of ${currency}`),
       transactionCount: safeCount(stored.transactionCount, `transactionCount of ${currency}`),
-      totalBalance: String(int64Of(stored.totalBalance)),
+      totalBalance: stored.totalBalance,
       position: stored.position,
     };
   }
@@ -374,7 +377,7 @@ export class MongoReadModelStore implements ReadModelStore {
         interval: b.interval,
         start: b.start,
         count: safeCount(b.count, `count of bucket ${b._id}`),
-        amount: String(int64Of(b.amount)),
+        amount: b.amount,
         position: b.position,
       })),
       hasMore: stored.length > limit,
