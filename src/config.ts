@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
 import { DEFAULT_FEED_LIMITS, type FeedLimits } from './feeds/feed-limits';
+import { MONGO_BULK_CHUNK_DEFAULT, MONGO_BULK_CHUNK_MAX } from './projections/mongo-read-model-store';
 
 const digits = (name: string) =>
   z
@@ -25,6 +26,12 @@ const EnvSchema = z.object({
     .int('EVENTSTORE_APPEND_BYTES_MAX must be a whole number of bytes')
     .min(1024, 'EVENTSTORE_APPEND_BYTES_MAX must be at least 1024')
     .optional(),
+  LEDGER_MONGODB_BULK_CHUNK: z.coerce
+    .number()
+    .int('LEDGER_MONGODB_BULK_CHUNK must be an integer')
+    .min(1, 'LEDGER_MONGODB_BULK_CHUNK must be at least 1')
+    .max(MONGO_BULK_CHUNK_MAX, `LEDGER_MONGODB_BULK_CHUNK must be at most ${MONGO_BULK_CHUNK_MAX}`)
+    .default(MONGO_BULK_CHUNK_DEFAULT),
   LEDGER_JWT_SECRET: z.string().min(32, 'LEDGER_JWT_SECRET must be at least 32 characters').optional(),
   LEDGER_LARGE_TX_THRESHOLD: digits('LEDGER_LARGE_TX_THRESHOLD').optional(),
   LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
@@ -47,6 +54,8 @@ export interface LedgerConfig {
   mongoDbUrl: string | null;
   /** Bytes of event data and metadata per event-store append (null: the default, under EventStoreDB's 1 MiB MaxAppendSize). */
   eventStoreAppendBytesMax: number | null;
+  /** Write statements per bulk command to MongoDB. */
+  mongoBulkChunk: number;
   jwtSecret: string | null;
   production: boolean;
   logLevel: string;
@@ -78,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     eventStoreUrl: e.EVENTSTORE_URL ?? null,
     mongoDbUrl: e.MONGODB_URL ?? null,
     eventStoreAppendBytesMax: e.EVENTSTORE_APPEND_BYTES_MAX ?? null,
+    mongoBulkChunk: e.LEDGER_MONGODB_BULK_CHUNK,
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,

@@ -3,11 +3,11 @@ import { type LogStorageOptions, type TornTail, makeDurableDir, syncDir } from '
 import { SingleNodeLog } from '../consensus/single-node-log';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
-import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { LedgerApi } from '../api/schema';
 import { POSITION_ZERO } from '../domain/position';
 import { FeedHub } from '../feeds/feed-hub';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
+import { type ReadModelStoreLocation, describeReadModelStore, openReadModelStore } from './read-model-stores';
 import { WorkerEventPipeline } from './worker-event-pipeline';
 
 /**
@@ -34,16 +34,19 @@ export interface ComposeHooks {
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
-  if (config.mongoDbUrl) {
-    throw new Error(
-      'MONGODB_URL is set, but this version has no MongoDB read-model adapter yet (it arrives with the MongoDB read-side work); unset MONGODB_URL to use the embedded read models',
-    );
-  }
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
-  const readModelFile = join(config.dataDir, 'read-models.sqlite');
+  const readModelLocation: ReadModelStoreLocation = {
+    readModelFile: join(config.dataDir, 'read-models.sqlite'),
+    mongoDbUrl: config.mongoDbUrl,
+    mongoBulkChunk: config.mongoBulkChunk,
+  };
   makeDurableDir(config.dataDir);
+  // MongoDB is connected first, so that an unreachable server stops startup before anything else
+  // runs (and its indexes exist before the worker uses them). The embedded file is opened only once
+  // the pipeline worker has checked it (and rebuilt it if needed).
+  const mongoReadModels: ReadModelStore | null = config.mongoDbUrl ? await openReadModelStore(readModelLocation) : null;
   const pipeline = new WorkerEventPipeline(
-    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile, appendBytesMax: config.eventStoreAppendBytesMax },
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, ...readModelLocation, appendBytesMax: config.eventStoreAppendBytesMax },
     { onError: hooks.onError, onFatal: hooks.onFatal },
     hooks.pipelineInThread ? 'in-thread' : 'worker',
   );
@@ -60,10 +63,12 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   const feeds = new FeedHub();
   // Registered before start, so that the head also covers the entries replayed from the log.
   log.onApplied((_entry, result) => feeds.ingest(result.events));
-  await node.start();
-  // Opened once the pipeline worker has checked the read models (and rebuilt them if needed); this
-  // connection serves the queries.
-  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
+  await node.start().catch(async (error: unknown) => {
+    await mongoReadModels?.close();
+    throw error;
+  });
+  // This connection serves the queries.
+  const readModels: ReadModelStore = mongoReadModels ?? (await openReadModelStore(readModelLocation));
   // The stores' files now exist: make their directory entries durable.
   syncDir(config.dataDir);
   // The feeds' head covers the events already in the event store, too (replayed entries may stop short of them).
@@ -85,7 +90,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     describeStores: () => [
       `command log: single node, durable at ${join(config.dataDir, 'node')}`,
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
-      `read models: embedded SQLite at ${readModelFile}`,
+      describeReadModelStore(readModelLocation),
       'event pipeline (event store appends, projections): worker thread',
       ...startupNotes(log),
       ...pipeline.startupNotes,

@@ -7,7 +7,9 @@ import { ProjectionRunner, type ProjectionStatusReport } from '../projections/pr
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
 import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
+import type { ReadModelStore } from '../projections/read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
+import { openReadModelStore } from './read-model-stores';
 
 export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: PositionedEvent[] }> }
@@ -29,7 +31,7 @@ export type PipelineReport =
 export async function startPipelineCore(stores: EventPipelineStores, report: (message: PipelineReport) => void): Promise<(request: PipelineRequest) => void> {
   const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : openCheckedEventStore(stores.eventStoreFile!);
   const notes: string[] = [];
-  let readModels = openReadModelsOrRebuild(stores.readModelFile, notes);
+  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
 
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
@@ -49,9 +51,16 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
     (error: Error) => `its checkpoints cannot be read: ${error.message}`,
   );
   if (ahead) {
-    await readModels.close();
-    dropEmbeddedReadModels(stores.readModelFile);
-    readModels = SqliteReadModelStore.open(stores.readModelFile);
+    if (stores.mongoDbUrl) {
+      await readModels.reset(
+        LEDGER_PROJECTORS.flatMap((projector) => projector.collections),
+        LEDGER_PROJECTORS.map((projector) => projector.name),
+      );
+    } else {
+      await readModels.close();
+      dropEmbeddedReadModels(stores.readModelFile);
+      readModels = SqliteReadModelStore.open(stores.readModelFile);
+    }
     projections = newProjections();
     notes.push(`read models were ahead of the event store (${ahead}): dropped, re-projecting from the event store`);
   }

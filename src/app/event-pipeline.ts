@@ -1,5 +1,6 @@
 import type { PositionedEvent } from '../domain/ledger';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
+import type { ReadModelStoreLocation } from './read-model-stores';
 
 /**
  * Everything downstream of the state machine: applied events go to the event store (exactly once),
@@ -26,11 +27,10 @@ export interface EventPipeline {
 }
 
 /** Where the pipeline's stores are: enough for a worker thread to open them itself. */
-export interface EventPipelineStores {
+export interface EventPipelineStores extends ReadModelStoreLocation {
   /** SQLite file of the embedded event store, or null when `eventStoreUrl` is set. */
   eventStoreFile: string | null;
   eventStoreUrl: string | null;
-  readModelFile: string;
   /** Bound on one event-store append (bytes); null: the default. */
   appendBytesMax?: number | null;
 }

@@ -17,7 +17,7 @@ import { SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import type { ReadModelStore } from '../projections/read-model-store';
 import { rebuildProjections } from '../projections/rebuild';
-import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
+import { describeReadModelStore, openReadModelStore } from '../app/read-model-stores';
 
 const USAGE = `usage: npm run rebuild -- <${[...LEDGER_PROJECTORS.map((p) => p.name), 'all'].join('|')}> [--read-models FILE] [--batch N]`;
 
@@ -43,14 +43,14 @@ async function main(): Promise<number> {
   }
 
   const config = loadConfig(process.env);
-  if (config.mongoDbUrl) {
-    console.error('MONGODB_URL is set, but this version has no MongoDB read-model adapter yet; unset it to rebuild the embedded read models');
+  const eventStore: EventStore = config.eventStoreUrl ? EventStoreDbEventStore.connect(config.eventStoreUrl) : SqliteEventStore.open(join(config.dataDir, 'events.sqlite'));
+  if (config.mongoDbUrl && values['read-models'] !== undefined) {
+    console.error('--read-models names an embedded file, but MONGODB_URL is set: unset it, or give MONGODB_URL another database');
     return 2;
   }
-  const eventStore: EventStore = config.eventStoreUrl ? EventStoreDbEventStore.connect(config.eventStoreUrl) : SqliteEventStore.open(join(config.dataDir, 'events.sqlite'));
-  const readModelFile = values['read-models'] ?? join(config.dataDir, 'read-models.sqlite');
-  const readModels: ReadModelStore = SqliteReadModelStore.open(readModelFile);
-  console.log(`rebuilding ${projectors.map((p) => p.name).join(', ')} into embedded SQLite at ${readModelFile}`);
+  const location = { readModelFile: values['read-models'] ?? join(config.dataDir, 'read-models.sqlite'), mongoDbUrl: config.mongoDbUrl, mongoBulkChunk: config.mongoBulkChunk };
+  const readModels: ReadModelStore = await openReadModelStore(location);
+  console.log(`rebuilding ${projectors.map((p) => p.name).join(', ')} into ${describeReadModelStore(location).replace(/^read models: /, '')}`);
 
   let stopping = false;
   const stop = () => {

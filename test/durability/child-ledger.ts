@@ -56,8 +56,12 @@ export class ChildLedger {
     return !this.hasExited;
   }
 
-  /** Spawns the server; does not wait for it. */
-  static spawn(dataDir: string): ChildLedger {
+  /**
+   * Spawns the server; does not wait for it. The read models are embedded unless `env` says
+   * otherwise: a MONGODB_URL in the test environment (CI sets one for the MongoDB suites) is not
+   * inherited, or every child would share one database.
+   */
+  static spawn(dataDir: string, env: Record<string, string> = {}): ChildLedger {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: REPO_ROOT,
       env: {
@@ -68,6 +72,8 @@ export class ChildLedger {
         LEDGER_JWT_SECRET: JWT_SECRET,
         NODE_ENV: 'test',
         LOG_LEVEL: 'warn',
+        MONGODB_URL: '',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -77,8 +83,8 @@ export class ChildLedger {
   }
 
   /** Spawns the server and resolves once /health answers 200. */
-  static async start(dataDir: string, timeoutMs = 20_000): Promise<ChildLedger> {
-    const ledger = ChildLedger.spawn(dataDir);
+  static async start(dataDir: string, timeoutMs = 20_000, env: Record<string, string> = {}): Promise<ChildLedger> {
+    const ledger = ChildLedger.spawn(dataDir, env);
     await ledger.ready(timeoutMs);
     return ledger;
   }

@@ -25,9 +25,9 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${uniqueSeq}-${Date.now().toString(36)}`;
 }
 
-/** Starts a real ledger server in this process on a free port and a fresh data folder. */
-export async function startTestLedger(env: Record<string, string> = {}): Promise<TestLedger> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ledger-test-'));
+/** Starts a real ledger server in this process on a free port and a fresh data folder (or `options.dataDir`, to restart on one). */
+export async function startTestLedger(env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestLedger> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'ledger-test-'));
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LEDGER_DATA_DIR: dataDir, LEDGER_JWT_SECRET: 'test-secret-test-secret-test-secret-42', NODE_ENV: 'test', ...env });
   const running = await startLedgerServer(config);
   const url = `http://127.0.0.1:${running.port}/graphql`;
