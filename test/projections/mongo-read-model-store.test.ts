@@ -158,7 +158,7 @@ if (mongoUrl !== null) {
     it('creates the indexes the queries use at startup, and opening the same database again is harmless', async () => {
       const { store, url } = opened;
       const names = async (collection: string) => (await store.db.collection(collection).indexes()).map((i) => i.name).sort();
-      expect(await names('transactions')).toEqual(['_id_', 'by_account', 'by_created_at', 'by_created_position', 'by_currency_large', 'by_large']);
+      expect(await names('transactions')).toEqual(['_id_', 'by_account', 'by_account_position', 'by_created_at', 'by_created_position', 'by_currency_large', 'by_large', 'by_position']);
       expect(await names('accounts')).toEqual(['_id_', 'by_activity']);
       expect(await names('balanceHistory')).toEqual(['_id_', 'by_account_at']);
       await store.applyBatch([{ collection: 'accounts', doc: account('a', p(1), '1') }], {});
