@@ -22,6 +22,8 @@ const EnvSchema = z.object({
   LEDGER_MAX_AMOUNT: digits('LEDGER_MAX_AMOUNT')
     .refine((value) => value > 0n, 'LEDGER_MAX_AMOUNT must be greater than 0')
     .optional(),
+  LEDGER_AT_LEAST_WAITS_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_MAX must be an integer').min(1).max(10_000_000).default(50_000),
+  LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -37,6 +39,10 @@ export interface LedgerConfig {
   production: boolean;
   logLevel: string;
   rules: LedgerRules;
+  /** `atLeast` waits pending at once, over all requests; past it a retryable OVERLOADED error. */
+  atLeastWaitsMax: number;
+  /** Distinct `atLeast` positions one request may wait for. */
+  atLeastWaitsPerRequestMax: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +70,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,
+    atLeastWaitsMax: e.LEDGER_AT_LEAST_WAITS_MAX,
+    atLeastWaitsPerRequestMax: e.LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX,
     rules: {
       ...DEFAULT_RULES,
       amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,

@@ -11,6 +11,7 @@ import type { CommandOutcome } from '../domain/ledger';
 import { isPosition } from '../domain/position';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import { PAGE_SIZE_MAX, type ReadModelStore, type TransactionQuery } from '../projections/read-model-store';
+import { waitForAtLeast } from './at-least';
 import type { Principal } from './auth';
 import {
   literalString,
@@ -29,6 +30,8 @@ export interface LedgerApi {
   readModels: ReadModelStore;
   /** Resolves true once every read model includes `position`. */
   waitForPosition(position: string, timeoutMs: number): Promise<boolean>;
+  /** Distinct `atLeast` positions one request may wait for (see ./at-least). */
+  atLeastWaitsPerRequestMax?: number;
   consensusStatus(): ConsensusStatus;
   projectionStatus(): ProjectionStatusReport[];
 }
@@ -57,9 +60,6 @@ interface ErrorShape {
   index?: number;
   cause?: ErrorShape;
 }
-
-/** How long a query with `atLeast` waits for the read models. */
-export const AT_LEAST_WAIT_MS = 10_000;
 
 const ERROR_TYPE_NAMES: Record<ErrorCode, string> = {
   VALIDATION: 'ValidationError',
@@ -599,16 +599,6 @@ function errorShape(rejection: Rejection): ErrorShape {
     ...(rejection.index !== undefined ? { index: rejection.index } : {}),
     ...(rejection.cause ? { cause: errorShape(rejection.cause) } : {}),
   };
-}
-
-async function waitForAtLeast(ctx: ApiContext, atLeast: string | null | undefined): Promise<void> {
-  if (atLeast == null) return;
-  const reached = await ctx.ledger.waitForPosition(atLeast, AT_LEAST_WAIT_MS);
-  if (!reached) {
-    throw new GraphQLError(`the read models did not reach position ${atLeast} within ${AT_LEAST_WAIT_MS} ms; retry shortly`, {
-      extensions: { code: 'POSITION_NOT_REACHED' },
-    });
-  }
 }
 
 function checkFirst(first: number | null | undefined): number {

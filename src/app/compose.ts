@@ -38,6 +38,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   const pipeline = new WorkerEventPipeline(
     { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, readModelFile },
     { onError: hooks.onError, onFatal: hooks.onFatal },
+    { waitersMax: config.atLeastWaitsMax },
   );
 
   const machine = new LedgerStateMachine(config.rules);
@@ -53,6 +54,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     execute: (command) => node.execute(command),
     readModels,
     waitForPosition: (position, timeoutMs) => pipeline.waitForPosition(position, timeoutMs),
+    atLeastWaitsPerRequestMax: config.atLeastWaitsPerRequestMax,
     consensusStatus: () => node.status(),
     projectionStatus: () => pipeline.projectionStatus(),
   };

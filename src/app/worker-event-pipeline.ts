@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
-import { PositionWaiters } from '../projections/position-waiters';
+import { PositionWaiters, type PositionWaitersOptions } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
 import type { PipelineReport, PipelineRequest } from './event-pipeline-worker';
@@ -21,7 +21,7 @@ export class WorkerEventPipeline implements EventPipeline {
   private inFlightHead = 0;
   private inFlightEvents = 0;
   private readonly durableListeners: Array<(index: number) => void> = [];
-  private readonly waiters = new PositionWaiters();
+  private readonly waiters: PositionWaiters;
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
@@ -30,7 +30,10 @@ export class WorkerEventPipeline implements EventPipeline {
   constructor(
     private readonly stores: EventPipelineStores,
     private readonly hooks: { onError?: (where: string, error: Error) => void; onFatal?: (error: Error) => void } = {},
-  ) {}
+    waiterOptions: PositionWaitersOptions = {},
+  ) {
+    this.waiters = new PositionWaiters(waiterOptions);
+  }
 
   start(): Promise<void> {
     const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: this.stores });
