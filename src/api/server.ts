@@ -5,6 +5,7 @@ import DataLoader from 'dataloader';
 import type { GraphQLSchema } from 'graphql';
 import { type Plugin, createYoga } from 'graphql-yoga';
 import { type Principal, authenticate } from './auth';
+import { useExactJsonNumbers } from './exact-json';
 import type { ApiContext, LedgerApi } from './schema';
 
 export interface ApiServerOptions {
@@ -81,7 +82,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     landingPage: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useBearerAuth(options.jwtKey, !options.production), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,
