@@ -24,6 +24,12 @@ const EnvSchema = z.object({
     .optional(),
   LEDGER_AT_LEAST_WAITS_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_MAX must be an integer').min(1).max(10_000_000).default(50_000),
   LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
+  LEDGER_TOKEN_LIFETIME_MAX_SECONDS: z.coerce
+    .number()
+    .int('LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be a whole number of seconds')
+    .min(60, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at least 60')
+    .max(366 * 24 * 3600, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at most a year (31622400)')
+    .default(30 * 24 * 3600),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -43,6 +49,8 @@ export interface LedgerConfig {
   atLeastWaitsMax: number;
   /** Distinct `atLeast` positions one request may wait for. */
   atLeastWaitsPerRequestMax: number;
+  /** Bearer tokens must carry exp, and may be valid for at most this long. */
+  tokenLifetimeMaxSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +80,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     logLevel: e.LOG_LEVEL,
     atLeastWaitsMax: e.LEDGER_AT_LEAST_WAITS_MAX,
     atLeastWaitsPerRequestMax: e.LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX,
+    tokenLifetimeMaxSeconds: e.LEDGER_TOKEN_LIFETIME_MAX_SECONDS,
     rules: {
       ...DEFAULT_RULES,
       amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,

@@ -27,6 +27,7 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     ledger: ledger.api,
     jwtKey: secret.key,
     production: config.production,
+    tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
     health: () => {
       const status = ledger.node.status();
       return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
