@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isOrigin } from './api/cors';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
 
 const digits = (name: string) =>
@@ -30,6 +31,11 @@ const EnvSchema = z.object({
     .min(60, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at least 60')
     .max(366 * 24 * 3600, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at most a year (31622400)')
     .default(30 * 24 * 3600),
+  LEDGER_CORS_ORIGINS: z
+    .string()
+    .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0))
+    .refine((origins) => origins.every(isOrigin), 'LEDGER_CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com (scheme, host, optional port; no path, no *)')
+    .optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -51,6 +57,8 @@ export interface LedgerConfig {
   atLeastWaitsPerRequestMax: number;
   /** Bearer tokens must carry exp, and may be valid for at most this long. */
   tokenLifetimeMaxSeconds: number;
+  /** Browser origins allowed to call the API cross-origin; none by default. */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -81,6 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     atLeastWaitsMax: e.LEDGER_AT_LEAST_WAITS_MAX,
     atLeastWaitsPerRequestMax: e.LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX,
     tokenLifetimeMaxSeconds: e.LEDGER_TOKEN_LIFETIME_MAX_SECONDS,
+    corsOrigins: e.LEDGER_CORS_ORIGINS ?? [],
     rules: {
       ...DEFAULT_RULES,
       amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,

@@ -5,6 +5,7 @@ import DataLoader from 'dataloader';
 import type { GraphQLSchema } from 'graphql';
 import { type Plugin, createYoga } from 'graphql-yoga';
 import { type AuthOptions, type Principal, authenticate } from './auth';
+import { useAllowedOrigins } from './cors';
 import { useExactJsonNumbers } from './exact-json';
 import type { ApiContext, LedgerApi } from './schema';
 
@@ -19,6 +20,8 @@ export interface ApiServerOptions {
   bodyBytesMax?: number;
   /** Bearer tokens valid for longer than this are refused (default 30 days). */
   tokenLifetimeMaxSeconds?: number;
+  /** Origins that get CORS headers; none by default (same-origin pages need none). */
+  corsOrigins?: readonly string[];
 }
 
 /** Request limits shared by the ledger and the benchmark's guarded ceiling. */
@@ -82,9 +85,11 @@ export function createApiServer(options: ApiServerOptions): Server {
     graphqlEndpoint: '/graphql',
     graphiql: !options.production,
     landingPage: false,
+    // yoga's default CORS echoes any Origin with credentials allowed; ours answers only listed origins.
+    cors: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,

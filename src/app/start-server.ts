@@ -28,6 +28,7 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     jwtKey: secret.key,
     production: config.production,
     tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
+    corsOrigins: config.corsOrigins,
     health: () => {
       const status = ledger.node.status();
       return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
