@@ -11,9 +11,18 @@ import { InexactJsonNumber, exactJsonValue } from './exact-json';
 
 export const METADATA_BYTES_MAX = 4096;
 
+/**
+ * Test-only switches that put a known bug back, so that a test can show the HTTP fuzzer finds it.
+ * Nothing outside test/ sets them.
+ */
+export const plantedBugsForTests = { amountAcceptsFloats: false };
+
 export function parseAmountInput(value: unknown): string {
   // A variable's number not written as a safe integer: judged by its source text, like a literal.
-  if (value instanceof InexactJsonNumber) return parseAmountNumberText(value.source, true);
+  if (value instanceof InexactJsonNumber) {
+    if (plantedBugsForTests.amountAcceptsFloats) return parseAmountInput(Math.trunc(value.value));
+    return parseAmountNumberText(value.source, true);
+  }
   const parsed = parseAmount(value);
   if (!parsed.ok) throw new GraphQLError(`Amount ${parsed.reason}`);
   return parsed.value.toString();

@@ -4,6 +4,7 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import DataLoader from 'dataloader';
 import type { GraphQLSchema } from 'graphql';
 import { type Plugin, createYoga } from 'graphql-yoga';
+import { useAcceptCheck } from './accept';
 import { type AuthOptions, type Principal, authenticate } from './auth';
 import { useAllowedOrigins } from './cors';
 import { useExactJsonNumbers } from './exact-json';
@@ -89,7 +90,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     cors: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useAcceptCheck(), useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,
