@@ -8,6 +8,7 @@ import { useAcceptCheck } from './accept';
 import { type AuthOptions, type Principal, authenticate } from './auth';
 import { useAllowedOrigins } from './cors';
 import { useExactJsonNumbers } from './exact-json';
+import { useNestingLimit } from './nesting';
 import type { ApiContext, LedgerApi } from './schema';
 
 export interface ApiServerOptions {
@@ -90,7 +91,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     cors: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useAcceptCheck(), useExactJsonNumbers(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useAcceptCheck(), useExactJsonNumbers(), useNestingLimit(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,
