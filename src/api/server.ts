@@ -91,7 +91,16 @@ export function createApiServer(options: ApiServerOptions): Server {
     cors: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useAllowedOrigins(options.corsOrigins ?? []), useAcceptCheck(), useExactJsonNumbers(), useNestingLimit(), useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [
+      useAllowedOrigins(options.corsOrigins ?? []),
+      useExactJsonNumbers(),
+      useNestingLimit(),
+      useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }),
+      // After authentication: a request without a valid token is told so first.
+      useAcceptCheck(),
+      ...armorPlugins(),
+      ...(options.production ? [useDisableIntrospection()] : []),
+    ],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,

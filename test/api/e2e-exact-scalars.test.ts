@@ -101,6 +101,7 @@ describe('DateTime', () => {
   it('accepts real instants, leap days and zone offsets', async () => {
     const id = uniqueId('date-ok');
     await open(id);
+    await balanceAfterMarker(id);
     for (const at of ['2028-02-29T12:00:00Z', '2026-01-31T23:59:59.999999999Z', '2026-03-01T01:00:00+01:00', '2026-01-01T00:00Z']) {
       const res = await ledger.gql(BALANCE_AT, { id, at });
       expect(res.body.errors).toBeUndefined();
