@@ -30,7 +30,11 @@ export class InexactJsonNumber {
 /** A JSON integer as written: optional minus, no leading zeros, no fraction, no exponent. */
 const INTEGER_LITERAL = /^-?(0|[1-9][0-9]*)$/;
 
-function reviver(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
+/**
+ * The JSON.parse reviver behind parseJsonExact; also for other transports that parse JSON
+ * themselves (graphql-ws: its server's `jsonMessageReviver` option).
+ */
+export function exactJsonReviver(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
   if (typeof value !== 'number') return value;
   const source = context?.source;
   if (source === undefined) throw new Error('JSON.parse did not pass the source text of a number (Node 22 or later is required)');
@@ -39,7 +43,7 @@ function reviver(this: unknown, _key: string, value: unknown, context?: { source
 
 /** JSON.parse that keeps numbers not written as integers apart (see InexactJsonNumber). */
 export function parseJsonExact(text: string): unknown {
-  return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
+  return JSON.parse(text, exactJsonReviver as (key: string, value: unknown) => unknown);
 }
 
 /** Checked once at startup: without source text access every Amount variable would be refused. */
