@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isOrigin } from './api/cors';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
 import { DEFAULT_FEED_LIMITS, type FeedLimits } from './feeds/feed-limits';
 import { MONGO_BULK_CHUNK_DEFAULT, MONGO_BULK_CHUNK_MAX } from './projections/mongo-read-model-store';
@@ -41,6 +42,19 @@ const EnvSchema = z.object({
   LEDGER_FEED_CONNECTIONS_PER_TOKEN_MAX: positiveInt('LEDGER_FEED_CONNECTIONS_PER_TOKEN_MAX').default(DEFAULT_FEED_LIMITS.connectionsPerTokenMax),
   LEDGER_FEED_BUFFER_EVENTS_MAX: positiveInt('LEDGER_FEED_BUFFER_EVENTS_MAX').default(DEFAULT_FEED_LIMITS.queuedEventsMax),
   LEDGER_FEED_BUFFER_BYTES_MAX: positiveInt('LEDGER_FEED_BUFFER_BYTES_MAX').default(DEFAULT_FEED_LIMITS.queuedBytesMax),
+  LEDGER_AT_LEAST_WAITS_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_MAX must be an integer').min(1).max(10_000_000).default(50_000),
+  LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
+  LEDGER_TOKEN_LIFETIME_MAX_SECONDS: z.coerce
+    .number()
+    .int('LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be a whole number of seconds')
+    .min(60, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at least 60')
+    .max(366 * 24 * 3600, 'LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be at most a year (31622400)')
+    .default(30 * 24 * 3600),
+  LEDGER_CORS_ORIGINS: z
+    .string()
+    .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0))
+    .refine((origins) => origins.every(isOrigin), 'LEDGER_CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com (scheme, host, optional port; no path, no *)')
+    .optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -62,6 +76,14 @@ export interface LedgerConfig {
   rules: LedgerRules;
   /** Live feeds over graphql-ws. */
   feeds: FeedLimits;
+  /** `atLeast` waits pending at once, over all requests; past it a retryable OVERLOADED error. */
+  atLeastWaitsMax: number;
+  /** Distinct `atLeast` positions one request may wait for. */
+  atLeastWaitsPerRequestMax: number;
+  /** Bearer tokens must carry exp, and may be valid for at most this long. */
+  tokenLifetimeMaxSeconds: number;
+  /** Browser origins allowed to call the API cross-origin; none by default. */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -91,6 +113,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,
+    atLeastWaitsMax: e.LEDGER_AT_LEAST_WAITS_MAX,
+    atLeastWaitsPerRequestMax: e.LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX,
+    tokenLifetimeMaxSeconds: e.LEDGER_TOKEN_LIFETIME_MAX_SECONDS,
+    corsOrigins: e.LEDGER_CORS_ORIGINS ?? [],
     rules: {
       ...DEFAULT_RULES,
       amountMaxMinor: e.LEDGER_MAX_AMOUNT ?? DEFAULT_RULES.amountMaxMinor,

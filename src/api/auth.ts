@@ -36,16 +36,34 @@ export function resolveJwtSecret(configured: string | null, dataDir: string): Jw
   return { key: new TextEncoder().encode(readFileSync(path, 'utf8').trim()), source: 'generated', path };
 }
 
-export async function mintToken(key: Uint8Array, principal: Principal, expiresIn: string | null = '30d'): Promise<string> {
-  const jwt = new SignJWT({ roles: principal.roles }).setProtectedHeader({ alg: ALGORITHM }).setSubject(principal.sub).setIssuedAt();
-  if (expiresIn) jwt.setExpirationTime(expiresIn);
-  return jwt.sign(key);
+/** The longest a token may be valid (exp minus iat, and exp minus now) unless configured otherwise: 30 days. */
+export const TOKEN_LIFETIME_MAX_SECONDS_DEFAULT = 30 * 24 * 3600;
+
+/** Every token has an expiry: `expiresIn` is a jose time span ("30d", "1h", "60s") or seconds. */
+export async function mintToken(key: Uint8Array, principal: Principal, expiresIn: string | number): Promise<string> {
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  const exp = typeof expiresIn === 'number' ? nowSeconds + expiresIn : expiresIn;
+  return new SignJWT({ roles: principal.roles }).setProtectedHeader({ alg: ALGORITHM }).setSubject(principal.sub).setIssuedAt(nowSeconds).setExpirationTime(exp).sign(key);
+}
+
+export interface AuthOptions {
+  /** Tokens valid for longer than this (exp minus iat, or exp minus now) are refused. */
+  tokenLifetimeMaxSeconds?: number;
+}
+
+/** Why a verified token's lifetime is refused, or null when it is acceptable. */
+function lifetimeProblem(exp: number | undefined, iat: number | undefined, nowSeconds: number, lifetimeMaxSeconds: number): string | null {
+  if (exp === undefined) return 'the token has no expiry (exp): tokens must expire';
+  const lifetime = Math.max(exp - nowSeconds, iat === undefined ? 0 : exp - iat);
+  if (lifetime > lifetimeMaxSeconds) return `the token is valid for ${Math.round(lifetime)} s, longer than the longest allowed, ${lifetimeMaxSeconds} s`;
+  return null;
 }
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: string };
 
 /** Verifies an `Authorization` header value (`Bearer <JWT>`). */
-export async function authenticate(header: string | null | undefined, key: Uint8Array): Promise<AuthResult> {
+export async function authenticate(header: string | null | undefined, key: Uint8Array, options: AuthOptions = {}): Promise<AuthResult> {
+  const lifetimeMaxSeconds = options.tokenLifetimeMaxSeconds ?? TOKEN_LIFETIME_MAX_SECONDS_DEFAULT;
   if (!header) return { ok: false, reason: 'missing Authorization header: send "Authorization: Bearer <JWT>"' };
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
   if (!match) return { ok: false, reason: 'the Authorization header must be "Bearer <JWT>"' };
@@ -54,15 +72,23 @@ export async function authenticate(header: string | null | undefined, key: Uint8
   const cached = cache.get(token);
   // A cached token is still checked against its expiry and not-before times on every use.
   const nowSeconds = Date.now() / 1000;
-  if (cached && (cached.exp === undefined || nowSeconds < cached.exp) && (cached.nbf === undefined || nowSeconds >= cached.nbf)) {
+  if (
+    cached &&
+    cached.exp !== undefined &&
+    nowSeconds < cached.exp &&
+    (cached.nbf === undefined || nowSeconds >= cached.nbf) &&
+    lifetimeProblem(cached.exp, cached.iat, nowSeconds, lifetimeMaxSeconds) === null
+  ) {
     return { ok: true, principal: cached.principal };
   }
   try {
-    const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM] });
+    const { payload } = await jwtVerify(token, key, { algorithms: [ALGORITHM], requiredClaims: ['exp'] });
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'the token has no subject (sub)' };
+    const problem = lifetimeProblem(payload.exp, payload.iat, nowSeconds, lifetimeMaxSeconds);
+    if (problem) return { ok: false, reason: `invalid token: ${problem}` };
     const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => (ROLES as readonly string[]).includes(r as string)) : [];
     const principal: Principal = { sub: payload.sub, roles };
-    cache.set(token, { principal, exp: payload.exp, nbf: payload.nbf });
+    cache.set(token, { principal, exp: payload.exp, nbf: payload.nbf, iat: payload.iat });
     return { ok: true, principal };
   } catch (error) {
     return { ok: false, reason: `invalid token: ${(error as Error).message}` };
@@ -71,7 +97,7 @@ export async function authenticate(header: string | null | undefined, key: Uint8
 
 /** Verified tokens, per secret: clients send the same token with every request. */
 const VERIFIED_TOKENS_MAX = 10_000;
-const tokenCaches = new WeakMap<Uint8Array, LRUCache<string, { principal: Principal; exp: number | undefined; nbf: number | undefined }>>();
+const tokenCaches = new WeakMap<Uint8Array, LRUCache<string, { principal: Principal; exp: number | undefined; nbf: number | undefined; iat: number | undefined }>>();
 
 function verifiedTokens(key: Uint8Array) {
   let cache = tokenCaches.get(key);

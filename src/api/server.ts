@@ -4,7 +4,11 @@ import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspect
 import DataLoader from 'dataloader';
 import type { GraphQLSchema } from 'graphql';
 import { type Plugin, createYoga } from 'graphql-yoga';
-import { type Principal, authenticate } from './auth';
+import { useAcceptCheck } from './accept';
+import { type AuthOptions, type Principal, authenticate } from './auth';
+import { useAllowedOrigins } from './cors';
+import { useExactJsonNumbers } from './exact-json';
+import { useNestingLimit } from './nesting';
 import type { ApiContext, LedgerApi } from './schema';
 
 export interface ApiServerOptions {
@@ -16,6 +20,10 @@ export interface ApiServerOptions {
   health: () => { ready: boolean; [key: string]: unknown };
   /** Requests with a larger body are refused with 413 before they are read. */
   bodyBytesMax?: number;
+  /** Bearer tokens valid for longer than this are refused (default 30 days). */
+  tokenLifetimeMaxSeconds?: number;
+  /** Origins that get CORS headers; none by default (same-origin pages need none). */
+  corsOrigins?: readonly string[];
 }
 
 /** Request limits shared by the ledger and the benchmark's guarded ceiling. */
@@ -79,9 +87,20 @@ export function createApiServer(options: ApiServerOptions): Server {
     graphqlEndpoint: '/graphql',
     graphiql: !options.production,
     landingPage: false,
+    // yoga's default CORS echoes any Origin with credentials allowed; ours answers only listed origins.
+    cors: false,
     maskedErrors: true,
     logging: options.production ? 'warn' : 'info',
-    plugins: [useBearerAuth(options.jwtKey, !options.production), ...armorPlugins(), ...(options.production ? [useDisableIntrospection()] : [])],
+    plugins: [
+      useAllowedOrigins(options.corsOrigins ?? []),
+      useExactJsonNumbers(),
+      useNestingLimit(),
+      useBearerAuth(options.jwtKey, !options.production, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds }),
+      // After authentication: a request without a valid token is told so first.
+      useAcceptCheck(),
+      ...armorPlugins(),
+      ...(options.production ? [useDisableIntrospection()] : []),
+    ],
     context: ({ request }): ApiContext => ({
       principal: principals.get(request) ?? ANONYMOUS,
       ledger: options.ledger,
@@ -116,12 +135,12 @@ const ANONYMOUS: Principal = { sub: 'anonymous', roles: [] };
  * Runs inside yoga: yoga must receive the Node request synchronously, so verification cannot
  * happen in front of it.
  */
-export function useBearerAuth(jwtKey: Uint8Array, graphiqlPageOpen: boolean): Plugin {
+export function useBearerAuth(jwtKey: Uint8Array, graphiqlPageOpen: boolean, authOptions: AuthOptions = {}): Plugin {
   return {
     async onRequest({ request, url, endResponse }) {
       const graphiqlPage = request.method === 'GET' && !url.searchParams.has('query') && (request.headers.get('accept') ?? '').includes('text/html');
       if (graphiqlPageOpen && graphiqlPage) return;
-      const auth = await authenticate(request.headers.get('authorization'), jwtKey);
+      const auth = await authenticate(request.headers.get('authorization'), jwtKey, authOptions);
       if (!auth.ok) {
         endResponse(
           new Response(JSON.stringify({ errors: [{ message: auth.reason, extensions: { code: 'UNAUTHENTICATED' } }] }), {

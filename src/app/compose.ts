@@ -49,6 +49,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, ...readModelLocation, appendBytesMax: config.eventStoreAppendBytesMax },
     { onError: hooks.onError, onFatal: hooks.onFatal },
     hooks.pipelineInThread ? 'in-thread' : 'worker',
+    { waitersMax: config.atLeastWaitsMax },
   );
 
   const machine = new LedgerStateMachine(config.rules);
@@ -78,6 +79,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     execute: (command) => node.execute(command),
     readModels,
     waitForPosition: (position, timeoutMs) => pipeline.waitForPosition(position, timeoutMs),
+    atLeastWaitsPerRequestMax: config.atLeastWaitsPerRequestMax,
     consensusStatus: () => node.status(),
     projectionStatus: () => pipeline.projectionStatus(),
   };

@@ -31,6 +31,8 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     ledger: ledger.api,
     jwtKey: secret.key,
     production: config.production,
+    tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
+    corsOrigins: config.corsOrigins,
     health: () => {
       const status = ledger.node.status();
       return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
@@ -42,6 +44,7 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     ledger: ledger.api,
     hub: ledger.feeds,
     jwtKey: secret.key,
+    tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
     limits: config.feeds,
     largeThresholdMinor: config.rules.largeTransactionThresholdMinor,
     production: config.production,

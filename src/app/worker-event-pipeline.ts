@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
-import { PositionWaiters } from '../projections/position-waiters';
+import { PositionWaiters, type PositionWaitersOptions } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
 import { type PipelineReport, type PipelineRequest, startPipelineCore } from './event-pipeline-core';
@@ -21,7 +21,7 @@ export class WorkerEventPipeline implements EventPipeline {
   private inFlightHead = 0;
   private inFlightEvents = 0;
   private readonly durableListeners: Array<(index: number) => void> = [];
-  private readonly waiters = new PositionWaiters();
+  private readonly waiters: PositionWaiters;
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
@@ -37,7 +37,10 @@ export class WorkerEventPipeline implements EventPipeline {
     private readonly hooks: { onError?: (where: string, error: Error) => void; onFatal?: (error: Error) => void } = {},
     /** 'in-thread' runs the same pipeline core on this thread (tests that start many nodes). */
     private readonly mode: 'worker' | 'in-thread' = 'worker',
-  ) {}
+    waiterOptions: PositionWaitersOptions = {},
+  ) {
+    this.waiters = new PositionWaiters(waiterOptions);
+  }
 
   async start(): Promise<void> {
     if (this.mode === 'in-thread') {

@@ -231,10 +231,11 @@ describe('malformed scalars are GraphQL validation errors and change nothing', (
     await expectRejected(depositLiteral('true'), undefined, /Amount/);
     await expectRejected(DEPOSIT_VAR, { id, amount: 1.5 }, /Variable "\$amount" got invalid value 1\.5; Amount must be an integer/);
     await expectRejected(DEPOSIT_VAR, { id, amount: '1e3' }, /Variable "\$amount" got invalid value "1e3"; Amount must be an integer/);
-    await expectRejected(DEPOSIT_VAR, { id, amount: 1e21 }, /Amount must be an integer number of minor units within the safe-integer range/);
+    // JSON.stringify writes 1e21 as 1e+21: an exponent, refused as written.
+    await expectRejected(DEPOSIT_VAR, { id, amount: 1e21 }, /Amount must be an integer number of minor units \(no fraction or exponent\), got 1e\+21/);
     await expectRejected(DEPOSIT_VAR, { id, amount: '12345678901234567890' }, /at most 19 digits, got 20/);
     await expectRejected(DEPOSIT_VAR, { id, amount: '' }, /must not be empty/);
-    await expectRejected(DEPOSIT_VAR, { id, amount: 9007199254740992 }, /safe-integer range, got 9007199254740992/);
+    await expectRejected(DEPOSIT_VAR, { id, amount: 9007199254740992 }, /safe-integer range; write larger amounts as a string, got 9007199254740992/);
     await expectRejected(DEPOSIT_VAR, { id, amount: '0x10' }, /written as digits/);
     // The raw text of an unsafe JSON integer never reaches the ledger rounded.
     const raw = await fetch(ledger.url, {
@@ -255,7 +256,7 @@ describe('malformed scalars are GraphQL validation errors and change nothing', (
     await expectRejected(BAL, { id, at: 'yesterday' }, /DateTime must be an ISO 8601 date and time with a zone/);
     await expectRejected(BAL, { id, at: '2026-01-31' }, /DateTime must be an ISO 8601 date and time/);
     await expectRejected(BAL, { id, at: '2026-01-31T12:00:00' }, /with a zone/);
-    await expectRejected(BAL, { id, at: '2026-13-45T00:00:00Z' }, /is not a valid instant/);
+    await expectRejected(BAL, { id, at: '2026-13-45T00:00:00Z' }, /names no real date and time/);
     await expectRejected(BAL, { id, at: 1700000000000 }, /DateTime must be an ISO 8601/);
     await expectRejected(`{ account(id: "${id}") { balanceAt(at: "31/01/2026") } }`, undefined, /DateTime must be an ISO 8601/);
     await expectRejected(`{ transactions(filter: { from: "soon" }) { totalCount } }`, undefined, /DateTime must be an ISO 8601/);

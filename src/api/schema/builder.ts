@@ -16,6 +16,8 @@ export interface LedgerApi {
   readModels: ReadModelStore;
   /** Resolves true once every read model includes `position`. */
   waitForPosition(position: string, timeoutMs: number): Promise<boolean>;
+  /** Distinct `atLeast` positions one request may wait for (see ../at-least). */
+  atLeastWaitsPerRequestMax?: number;
   consensusStatus(): ConsensusStatus;
   projectionStatus(): ProjectionStatusReport[];
 }

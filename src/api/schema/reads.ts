@@ -4,8 +4,7 @@ import type { ApiContext, Builder } from './builder';
 
 /** What every read shares: `atLeast`, page sizes, cursors, Relay connections. */
 
-/** How long a query with `atLeast` waits for the read models. */
-export const AT_LEAST_WAIT_MS = 10_000;
+export { AT_LEAST_WAIT_MS, waitForAtLeast } from '../at-least';
 
 export interface ConnectionShape<T> {
   edges: Array<{ cursor: string; node: T }>;
@@ -24,16 +23,6 @@ export function registerPageInfo(builder: Builder) {
       endCursor: t.exposeString('endCursor', { nullable: true }),
     }),
   });
-}
-
-export async function waitForAtLeast(ctx: ApiContext, atLeast: string | null | undefined): Promise<void> {
-  if (atLeast == null) return;
-  const reached = await ctx.ledger.waitForPosition(atLeast, AT_LEAST_WAIT_MS);
-  if (!reached) {
-    throw new GraphQLError(`the read models did not reach position ${atLeast} within ${AT_LEAST_WAIT_MS} ms; retry shortly`, {
-      extensions: { code: 'POSITION_NOT_REACHED' },
-    });
-  }
 }
 
 export function checkFirst(first: number | null | undefined, name = 'first', max = PAGE_SIZE_MAX): number {

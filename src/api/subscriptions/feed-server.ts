@@ -26,6 +26,7 @@ import type { FeedHub, FeedTopic } from '../../feeds/feed-hub';
 import type { FeedLimits } from '../../feeds/feed-limits';
 import { ConnectionBudget, FeedSubscription } from '../../feeds/feed-subscription';
 import { type Principal, authenticate } from '../auth';
+import { exactJsonReviver } from '../exact-json';
 import type { LedgerApi } from '../schema';
 import { REQUEST_LIMITS, lazyLoaders } from '../server';
 import { type FeedOpener, forbiddenToSubscribe, maySubscribe } from './subscription-type';
@@ -71,6 +72,8 @@ export interface FeedServerOptions {
   ledger: LedgerApi;
   hub: FeedHub;
   jwtKey: Uint8Array;
+  /** Tokens must carry exp and be valid for at most this long (as over HTTP). */
+  tokenLifetimeMaxSeconds?: number;
   limits: FeedLimits;
   largeThresholdMinor: bigint;
   production: boolean;
@@ -130,6 +133,8 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
   const server = makeServer<Record<string, unknown> | undefined, Extra>({
     schema: options.schema,
     connectionInitWaitTimeout: 3_000,
+    // Numbers in frames are judged by their source text, as in HTTP bodies: 1e3 is no Amount.
+    jsonMessageReviver: exactJsonReviver,
     jsonMessageReplacer(key, value) {
       if (key === 'payload' && value !== null && typeof value === 'object' && SHARED_JSON in value) {
         sharedSeq = (sharedSeq + 1) % Number.MAX_SAFE_INTEGER;
@@ -147,7 +152,7 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
         closeSocket(connection.socket, FEED_CLOSE.forbidden, 'send { "authorization": "Bearer <JWT>" } in connection_init');
         return false;
       }
-      const auth = await authenticate(header, options.jwtKey);
+      const auth = await authenticate(header, options.jwtKey, { tokenLifetimeMaxSeconds: options.tokenLifetimeMaxSeconds });
       if (!auth.ok) {
         closeSocket(connection.socket, FEED_CLOSE.forbidden, auth.reason);
         return false;
