@@ -60,6 +60,10 @@ export class SafetyChecker<C> {
   readonly canonical: Entry<C>[] = [];
   private readonly commitSeen = new Map<string, number>();
   private readonly durableHardState = new Map<string, HardState>();
+  /** The term of every index some leader committed. */
+  private readonly committedTerms: number[] = [];
+  /** The newest term (and vote in it) each replica has told others about. */
+  private readonly announced = new Map<string, { term: number; vote: string | null }>();
 
   constructor(private readonly quorum: number) {}
 
@@ -99,7 +103,19 @@ export class SafetyChecker<C> {
     }
     if (replica.committed > seen) {
       this.commitSeen.set(replica.id, replica.committed);
-      if (replica.role === 'leader') this.checkCommittedIsDurable(replica, seen, replica.committed);
+      if (replica.role === 'leader') {
+        this.checkCommittedIsDurable(replica, seen, replica.committed);
+        this.checkCommittedIsSafe(replica, replica.committed);
+        for (let i = seen + 1; i <= replica.committed; i += 1) {
+          const term = replica.logTerm(i);
+          if (term === undefined) continue;
+          const known = this.committedTerms[i];
+          if (known !== undefined && known !== term) {
+            throw new InvariantViolation('state-machine-safety', `${replica.id} committed entry ${i} of term ${term}; entry ${i} of term ${known} was committed before`);
+          }
+          this.committedTerms[i] = term;
+        }
+      }
     }
   }
 
@@ -119,6 +135,34 @@ export class SafetyChecker<C> {
       if (next.commit < previous.commit) throw new InvariantViolation('commit-monotonic', `${id}'s durable commit went back from ${previous.commit} to ${next.commit}`);
     }
     this.durableHardState.set(id, next);
+  }
+
+  /** A replica's durable log lost entry (index, term) (overwritten, truncated, replaced by a snapshot). */
+  onErase(id: string, index: number, term: number): void {
+    if (this.committedTerms[index] === term || this.canonical[index]?.term === term) {
+      throw new InvariantViolation('committed-is-durable', `${id} erased committed entry ${index} (term ${term}) from its durable log`);
+    }
+  }
+
+  /** A message leaves a replica: what it says about the sender's term and vote must survive a crash. */
+  onSend(id: string, type: string, term: number, to: string, reject: boolean): void {
+    if (type === 'PreVote' || type === 'PreVoteResp') return;
+    const previous = this.announced.get(id);
+    const vote = type === 'VoteResp' && !reject ? to : type === 'Vote' ? id : null;
+    if (!previous || term > previous.term) this.announced.set(id, { term, vote });
+    else if (term === previous.term && vote !== null) this.announced.set(id, { term, vote });
+  }
+
+  /** After a crash: the durable term and vote are at least what the replica announced before it. */
+  onCrash(id: string, durable: HardState): void {
+    const told = this.announced.get(id);
+    if (!told) return;
+    if (durable.term < told.term || (durable.term === told.term && told.vote !== null && durable.vote !== told.vote)) {
+      throw new InvariantViolation(
+        'durable-term-vote',
+        `${id} restarts with term ${durable.term} and vote ${durable.vote}, but had told others term ${told.term}${told.vote ? ` and vote ${told.vote}` : ''}`,
+      );
+    }
   }
 
   /** A replica applies a committed entry: it must be the one everybody else applied at that index. */
@@ -171,6 +215,34 @@ export class SafetyChecker<C> {
       }
     }
   }
+
+  /**
+   * Raft's election restriction at work: no replica without a committed entry may be able to collect
+   * a majority of votes (every durable log compared as a voter compares it), or it could become leader
+   * and overwrite the entry. A leader committing an earlier term's entry by counting breaks this.
+   */
+  private checkCommittedIsSafe(leader: ReplicaView<C>, index: number): void {
+    const term = leader.logTerm(index);
+    if (term === undefined) return;
+    const logs = this.durableLogs();
+    for (const candidate of logs) {
+      if (index <= candidate.offset || candidate.termAt(index) === term) continue;
+      let votes = 0;
+      for (const voter of logs) {
+        const ours = voter.last;
+        if (candidate.last.term > ours.term || (candidate.last.term === ours.term && candidate.last.index >= ours.index)) votes += 1;
+      }
+      if (votes >= this.quorum) {
+        throw new InvariantViolation(
+          'leader-completeness',
+          `${leader.id} committed entry ${index} (term ${term}), yet ${candidate.id}, whose durable log lacks it (last entry ${candidate.last.index}, term ${candidate.last.term}), could win ${votes} votes`,
+        );
+      }
+    }
+  }
+
+  /** Set by the simulator: every replica's durable log, as it would be after a crash. */
+  durableLogs: () => { id: string; offset: number; last: { index: number; term: number }; termAt(index: number): number | undefined }[] = () => [];
 
   /** Set by the simulator: how many replicas have entry (index, term) durable (or a snapshot past it). */
   durableCounter: (index: number, term: number) => number = () => 0;

@@ -15,6 +15,14 @@ export class SimDisk<C> {
   /** Durable log after the snapshot. */
   entries: Entry<C>[] = [];
   private pending: PendingWrite<C>[] = [];
+  /** Durable entries overwritten or dropped since the last call of takeErased(): what a checker must vet. */
+  private erased: { index: number; term: number }[] = [];
+
+  takeErased(): { index: number; term: number }[] {
+    const erased = this.erased;
+    this.erased = [];
+    return erased;
+  }
 
   get offset(): number {
     return this.snapshot?.index ?? 0;
@@ -46,6 +54,7 @@ export class SimDisk<C> {
 
   /** Installs a snapshot received from the leader: it replaces the log. */
   installSnapshot(snapshot: Snapshot): void {
+    for (const entry of this.entries) if (entry.index > snapshot.index) this.erased.push({ index: entry.index, term: entry.term });
     this.snapshot = snapshot;
     this.entries = [];
   }
@@ -72,6 +81,11 @@ export class SimDisk<C> {
     if (next?.kind === 'entries' && random.chance(tornChance)) {
       this.applyDurably({ kind: 'entries', entries: next.entries.slice(0, random.int(0, next.entries.length - 1)) }, ignored);
     }
+  }
+
+  /** The durable log's last (index, term), as a voter would compare it. */
+  last(): { index: number; term: number } {
+    return { index: this.lastIndex, term: this.termAt(this.lastIndex)! };
   }
 
   durableState(): DurableState<C> {
@@ -101,6 +115,7 @@ export class SimDisk<C> {
       return;
     }
     if (from > this.lastIndex + 1) throw new Error(`sim disk: append at ${from} leaves a gap after ${this.lastIndex}`);
+    for (let i = from - this.offset - 1; i < this.entries.length; i += 1) this.erased.push({ index: this.entries[i]!.index, term: this.entries[i]!.term });
     this.entries.length = from - this.offset - 1;
     for (const entry of write.entries) this.entries.push(entry);
   }

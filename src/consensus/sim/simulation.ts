@@ -63,10 +63,13 @@ interface Params {
   delayMeanMs: number;
   lossRate: number;
   duplicateRate: number;
+  straggleRate: number;
+  straggleMeanMs: number;
   clientLossRate: number;
   fsyncMeanMs: number;
   tornChance: number;
   crashMeanGapMs: number;
+  crashInFsyncChance: number;
   downMeanMs: number;
   partitionMeanGapMs: number;
   partitionMeanMs: number;
@@ -93,11 +96,14 @@ function drawParams(random: SimRandom, replicas: number): Params {
     delayMeanMs: random.real(1, 25),
     lossRate: random.chance(0.2) ? 0 : random.real(0, 0.15),
     duplicateRate: random.chance(0.3) ? 0 : random.real(0, 0.2),
+    straggleRate: random.chance(0.3) ? 0 : random.real(0, 0.03),
+    straggleMeanMs: random.real(100, 1000),
     clientLossRate: random.real(0, 0.05),
     fsyncMeanMs: random.chance(0.3) ? random.real(5, 30) : random.real(0.2, 4),
     tornChance: random.real(0.2, 0.9),
     crashMeanGapMs: random.chance(0.2) ? 1e12 : random.real(300, 4000),
     downMeanMs: random.real(20, 800),
+    crashInFsyncChance: random.chance(0.5) ? 0 : random.real(0, 0.02),
     partitionMeanGapMs: random.chance(0.2) ? 1e12 : random.real(200, 2500),
     partitionMeanMs: random.real(100, 1500),
     transferMeanGapMs: random.chance(0.5) ? 1e12 : random.real(300, 3000),
@@ -134,8 +140,9 @@ type SimEvent =
   | { kind: 'timeout'; request: ClientRequest; atMs: number; seq: number }
   | { kind: 'resend'; request: ClientRequest; atMs: number; seq: number }
   | { kind: 'next-op'; client: number; atMs: number; seq: number }
-  | { kind: 'crash'; node: number; atMs: number; seq: number }
-  | { kind: 'restart'; node: number; atMs: number; seq: number }
+  /** `chained`: the node's regular crash schedule continues after the restart (injected crashes do not). */
+  | { kind: 'crash'; node: number; chained: boolean; atMs: number; seq: number }
+  | { kind: 'restart'; node: number; chained: boolean; atMs: number; seq: number }
   | { kind: 'partition'; atMs: number; seq: number }
   | { kind: 'heal'; atMs: number; seq: number }
   | { kind: 'transfer'; atMs: number; seq: number }
@@ -236,6 +243,8 @@ export class Simulation {
     this.duplicateRate = this.params.duplicateRate;
     this.checker = new SafetyChecker(Math.floor(replicas / 2) + 1);
     this.checker.durableCounter = (index, term) => this.durableCount(index, term);
+    this.checker.durableLogs = () =>
+      this.nodes.map((n) => ({ id: n.id, offset: n.disk.offset, last: n.disk.last(), termAt: (i: number) => n.disk.termAt(i) }));
     const ids = Array.from({ length: replicas }, (_, i) => `r${i + 1}`);
     this.nodes = ids.map((id, i) => new SimNode(i, id, this.params.skewMaxMs === 0 ? 0 : timers.int(-this.params.skewMaxMs, this.params.skewMaxMs)));
     this.timerRandoms = ids.map((_, i) => timers.child(100 + i));
@@ -354,7 +363,7 @@ export class Simulation {
         const node = this.nodes[event.node]!;
         if (!node.up || node.epoch !== event.epoch) return;
         this.record(3, node.index, 0, 0);
-        for (const hardState of node.disk.fsync()) this.checker.onDurableHardState(node.id, hardState);
+        this.fsyncDisk(node);
         const ready = node.inReady!;
         node.inReady = null;
         this.finishReady(node, ready);
@@ -391,7 +400,8 @@ export class Simulation {
       case 'timeout': {
         const { op, attempt } = event.request;
         if (op.done || op.attempt !== attempt) return;
-        op.target = null;
+        // Try another replica: this one may be down or cut off.
+        op.target = (op.lastTarget + this.work.int(1, this.nodes.length - 1)) % this.nodes.length;
         this.sendAttempt(op);
         return;
       }
@@ -405,10 +415,10 @@ export class Simulation {
         this.nextOp(event.client);
         return;
       case 'crash':
-        this.crash(this.nodes[event.node]!);
+        if (!this.crash(this.nodes[event.node]!, event.chained) && event.chained && this.faultsOn) this.scheduleCrash(this.nodes[event.node]!);
         return;
       case 'restart':
-        this.restart(this.nodes[event.node]!);
+        this.restart(this.nodes[event.node]!, event.chained);
         return;
       case 'partition':
         this.partition();
@@ -448,7 +458,7 @@ export class Simulation {
       this.checker.onAppend(node.view, ready.entries);
       if (ready.snapshot) {
         node.disk.installSnapshot(ready.snapshot);
-        for (const hardState of node.disk.fsync()) this.checker.onDurableHardState(node.id, hardState);
+        this.fsyncDisk(node);
       }
       node.disk.writeEntries(ready.entries);
       if (ready.hardState) node.disk.writeHardState(ready.hardState);
@@ -469,7 +479,12 @@ export class Simulation {
       for (const m of early) this.sendMessage(m);
       ready.messages = late;
       node.inReady = ready;
-      this.schedule({ kind: 'fsync', node: node.index, epoch: node.epoch, atMs: this.nowMs + this.diskRandom.exponential(this.params.fsyncMeanMs) });
+      const fsyncMs = this.diskRandom.exponential(this.params.fsyncMeanMs);
+      this.schedule({ kind: 'fsync', node: node.index, epoch: node.epoch, atMs: this.nowMs + fsyncMs });
+      // Crash points where they hurt most: between a write and its fsync.
+      if (this.faultsOn && this.faults.chance(this.params.crashInFsyncChance)) {
+        this.schedule({ kind: 'crash', node: node.index, chained: false, atMs: this.nowMs + this.faults.real(0, fsyncMs) });
+      }
       return;
     }
   }
@@ -542,7 +557,19 @@ export class Simulation {
     this.pump(node);
   }
 
+  private fsyncDisk(node: SimNode): void {
+    for (const hardState of node.disk.fsync()) this.checker.onDurableHardState(node.id, hardState);
+    for (const { index, term } of node.disk.takeErased()) this.checker.onErase(node.id, index, term);
+  }
+
+  private crashDisk(node: SimNode): void {
+    node.disk.crash(this.diskRandom, this.params.tornChance);
+    for (const { index, term } of node.disk.takeErased()) this.checker.onErase(node.id, index, term);
+    this.checker.onCrash(node.id, node.disk.hardState);
+  }
+
   private sendMessage(m: Message<LedgerCommand>): void {
+    this.checker.onSend(m.from, m.type, m.term, m.to, m.reject);
     if (m.type === 'Snap') this.stats.snapshotsSent += 1;
     if (this.net.chance(this.lossRate)) return;
     const copies = this.net.chance(this.duplicateRate) ? 2 : 1;
@@ -554,7 +581,9 @@ export class Simulation {
   }
 
   private networkDelay(): number {
-    return this.params.delayMinMs + this.net.exponential(this.params.delayMeanMs);
+    const delay = this.params.delayMinMs + this.net.exponential(this.params.delayMeanMs);
+    // A long tail (a clogged link, a retransmission): old messages turn up terms later.
+    return this.net.chance(this.params.straggleRate) ? delay + this.net.exponential(this.params.straggleMeanMs) : delay;
   }
 
   /** The replica's own clock: simulated time plus its skew. */
@@ -566,27 +595,29 @@ export class Simulation {
 
   private scheduleCrash(node: SimNode): void {
     if (this.params.crashMeanGapMs >= 1e12) return;
-    this.schedule({ kind: 'crash', node: node.index, atMs: this.nowMs + this.faults.exponential(this.params.crashMeanGapMs) });
+    this.schedule({ kind: 'crash', node: node.index, chained: true, atMs: this.nowMs + this.faults.exponential(this.params.crashMeanGapMs) });
   }
 
-  private crash(node: SimNode): void {
-    if (!this.faultsOn || !node.up) return;
+  /** False when the node was already down (or faults are over). */
+  private crash(node: SimNode, chained: boolean): boolean {
+    if (!this.faultsOn || !node.up) return false;
     this.record(5, node.index, 0, 0);
     this.stats.crashes += 1;
     node.up = false;
     node.epoch += 1;
-    node.disk.crash(this.diskRandom, this.params.tornChance);
-    this.schedule({ kind: 'restart', node: node.index, atMs: this.nowMs + 5 + this.faults.exponential(this.params.downMeanMs) });
+    this.crashDisk(node);
+    this.schedule({ kind: 'restart', node: node.index, chained, atMs: this.nowMs + 5 + this.faults.exponential(this.params.downMeanMs) });
+    return true;
   }
 
-  private restart(node: SimNode): void {
+  private restart(node: SimNode, chained: boolean): void {
     if (node.up) return;
     this.record(6, node.index, 0, 0);
     node.up = true;
     node.epoch += 1;
     this.boot(node);
     this.afterStep(node);
-    if (this.faultsOn) this.scheduleCrash(node);
+    if (this.faultsOn && chained) this.scheduleCrash(node);
   }
 
   private scheduleFault(kind: 'partition' | 'transfer', meanGapMs: number): void {
@@ -661,14 +692,14 @@ export class Simulation {
     for (const node of this.nodes) {
       const inCore = this.core.includes(node.index);
       if (inCore) {
-        if (!node.up) this.restart(node);
+        if (!node.up) this.restart(node, false);
         continue;
       }
       const fate = this.faults.int(0, 2);
       if (fate === 0 && node.up) {
         node.up = false;
         node.epoch += 1;
-        node.disk.crash(this.diskRandom, this.params.tornChance);
+        this.crashDisk(node);
       } else if (fate === 1) {
         // Deaf or mute for good.
         const deaf = this.faults.chance(0.5);
@@ -676,7 +707,7 @@ export class Simulation {
       }
     }
     // Election timeouts, catch-up by snapshot or log, then every client's retries.
-    this.livenessDeadlineMs = this.nowMs + 40 * this.params.electionTicks * this.params.tickMs + 5000;
+    this.livenessDeadlineMs = this.nowMs + 40 * this.params.electionTicks * this.params.tickMs + 10 * 4 * this.params.clientTimeoutMs;
     this.schedule({ kind: 'converged?', atMs: this.nowMs + 100 });
   }
 
@@ -745,7 +776,7 @@ export class Simulation {
   }
 
   private startOp(client: number, command: LedgerCommand, key: string): void {
-    const op: ClientOp = { id: this.ops.length, client, key, command, invokedAtMs: this.nowMs, attempt: 0, target: null, done: false };
+    const op: ClientOp = { id: this.ops.length, client, key, command, invokedAtMs: this.nowMs, attempt: 0, target: null, lastTarget: 0, done: false };
     this.ops.push(op);
     this.sendAttempt(op);
   }
@@ -753,11 +784,19 @@ export class Simulation {
   private sendAttempt(op: ClientOp): void {
     op.attempt += 1;
     const target = op.target ?? this.work.int(0, this.nodes.length - 1);
+    op.lastTarget = target;
     const request: ClientRequest = { op, attempt: op.attempt };
     if (!this.work.chance(this.params.clientLossRate)) {
-      this.schedule({ kind: 'request', node: target, request, atMs: this.nowMs + this.networkDelay() });
+      // The client's hop has a deadline: a request arrives within half the client's timeout or not at
+      // all. (An attempt arriving after a later attempt was answered could be decided anew: the ledger
+      // records idempotency keys only for accepted commands, so a stale copy of a rejected transfer
+      // could still succeed. See the report of issue 10.)
+      const delayMs = Math.min(this.params.delayMinMs + this.net.exponential(this.params.delayMeanMs), this.params.clientTimeoutMs / 2);
+      this.schedule({ kind: 'request', node: target, request, atMs: this.nowMs + delayMs });
     }
-    this.schedule({ kind: 'timeout', request, atMs: this.nowMs + this.params.clientTimeoutMs });
+    // Exponential backoff: a client that retries faster than the cluster commits would keep it busy with replays.
+    const timeoutMs = this.params.clientTimeoutMs * 2 ** Math.min(op.attempt - 1, 2);
+    this.schedule({ kind: 'timeout', request, atMs: this.nowMs + timeoutMs });
   }
 
   private reply(request: ClientRequest, reply: ClientReply): void {

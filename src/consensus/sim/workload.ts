@@ -12,6 +12,7 @@ export interface ClientOp {
   attempt: number;
   /** The replica the next attempt goes to (a NotLeader hint), or null to pick one. */
   target: number | null;
+  lastTarget: number;
   done: boolean;
   outcome?: CommandOutcome;
   /** The log index whose application produced `outcome`. */
