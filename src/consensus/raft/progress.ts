@@ -23,10 +23,14 @@ export class Progress {
 
   constructor(readonly inflightMax: number) {}
 
+  /** A new leader's view: nothing known to match, probe from the end of its log. */
   reset(next: number): void {
     this.match = 0;
     this.next = next;
-    this.becomeProbe();
+    this.state = 'probe';
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.inflight = [];
     this.recentActive = false;
   }
 
