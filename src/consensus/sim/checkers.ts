@@ -67,6 +67,11 @@ export class SafetyChecker<C> {
 
   constructor(private readonly quorum: number) {}
 
+  /** Terms that had a leader. */
+  get elections(): number {
+    return this.leaders.size;
+  }
+
   /** Entries a replica is about to persist (from its Ready), checked against every entry ever seen. */
   onAppend(replica: ReplicaView<C>, appended: readonly Entry<C>[]): void {
     for (const entry of appended) {

@@ -272,6 +272,7 @@ export class Simulation {
     const committed = this.checker.canonical.length - 1;
     this.stats.committed = committed < 0 ? 0 : committed;
     this.stats.opsAcked = this.ops.filter((op) => op.done).length;
+    this.stats.elections = this.checker.elections;
     return {
       seed: this.options.seed,
       replicas: this.params.replicas,
