@@ -343,7 +343,7 @@ export class Simulation {
       case 'tick': {
         const node = this.nodes[event.node]!;
         if (!node.up || node.epoch !== event.epoch) return;
-        this.record(1, node.index, node.core.term, 0);
+        this.record(1, node.index, node.core.term, 0, () => `${node.id} ${node.core.role} term ${node.core.term} commit ${node.core.log.committed}`);
         node.core.tick(this.clockOf(node));
         this.schedule({ kind: 'tick', node: node.index, epoch: node.epoch, atMs: this.nowMs + this.params.tickMs });
         this.maybeProposeTick(node);
@@ -355,7 +355,8 @@ export class Simulation {
         const to = this.nodeById(m.to);
         if (!to.up || this.blocked.has(`${m.from}>${m.to}`)) return;
         this.stats.messagesDelivered += 1;
-        this.record(2, to.index, MESSAGE_CODES[m.type]!, m.term * 1_000_003 + m.index);
+        this.record(2, to.index, MESSAGE_CODES[m.type]!, m.term * 1_000_003 + m.index, () =>
+          `${m.from}→${m.to} ${m.type} term ${m.term} index ${m.index} logTerm ${m.logTerm} entries ${m.entries.length} commit ${m.commit}${m.reject ? ` reject hint ${m.rejectHint}` : ''}`);
         to.core.step(m);
         this.afterStep(to);
         return;
@@ -363,7 +364,7 @@ export class Simulation {
       case 'fsync': {
         const node = this.nodes[event.node]!;
         if (!node.up || node.epoch !== event.epoch) return;
-        this.record(3, node.index, 0, 0);
+        this.record(3, node.index, 0, 0, () => `${node.id} durable through ${node.disk.lastIndex}`);
         this.fsyncDisk(node);
         const ready = node.inReady!;
         node.inReady = null;
@@ -382,7 +383,7 @@ export class Simulation {
       case 'request': {
         const node = this.nodes[event.node]!;
         if (!node.up) return;
-        this.record(4, node.index, event.request.op.id, event.request.attempt);
+        this.record(4, node.index, event.request.op.id, event.request.attempt, () => `${node.id} ← ${event.request.op.key} attempt ${event.request.attempt} (${event.request.op.command.type})`);
         if (node.core.role !== 'leader') {
           this.reply(event.request, { kind: 'not-leader', leader: this.indexOf(node.core.leaderId) });
           return;
@@ -602,7 +603,7 @@ export class Simulation {
   /** False when the node was already down (or faults are over). */
   private crash(node: SimNode, chained: boolean): boolean {
     if (!this.faultsOn || !node.up) return false;
-    this.record(5, node.index, 0, 0);
+    this.record(5, node.index, 0, 0, () => `${node.id} (durable log ${node.disk.lastIndex} before the crash)`);
     this.stats.crashes += 1;
     node.up = false;
     node.epoch += 1;
@@ -613,7 +614,7 @@ export class Simulation {
 
   private restart(node: SimNode, chained: boolean): void {
     if (node.up) return;
-    this.record(6, node.index, 0, 0);
+    this.record(6, node.index, 0, 0, () => `${node.id} from durable term ${node.disk.hardState.term} vote ${node.disk.hardState.vote} log ${node.disk.lastIndex}`);
     node.up = true;
     node.epoch += 1;
     this.boot(node);
@@ -649,7 +650,7 @@ export class Simulation {
       // Random single links, one-way.
       for (const a of ids) for (const b of ids) if (a !== b && this.faults.chance(0.3)) this.block(a, b, false);
     }
-    this.record(8, shape, this.blocked.size, 0);
+    this.record(8, shape, this.blocked.size, 0, () => `blocked ${[...this.blocked].join(' ')}`);
     this.schedule({ kind: 'heal', atMs: this.nowMs + 20 + this.faults.exponential(this.params.partitionMeanMs) });
   }
 
@@ -663,7 +664,7 @@ export class Simulation {
     const leader = this.nodes.find((n) => n.up && n.core.role === 'leader');
     if (leader) {
       const target = this.faults.pick(this.nodes.filter((n) => n !== leader));
-      this.record(9, leader.index, target.index, 0);
+      this.record(9, leader.index, target.index, 0, () => `${leader.id} hands over to ${target.id}`);
       leader.core.transferLeadership(target.id);
       this.afterStep(leader);
     }
@@ -809,7 +810,7 @@ export class Simulation {
     const op = request.op;
     // Only the answer to the latest attempt counts; an older one may describe a superseded try.
     if (op.done || op.attempt !== request.attempt) return;
-    this.record(11, op.id, request.attempt, reply.kind === 'result' ? 1 : 0);
+    this.record(11, op.id, request.attempt, reply.kind === 'result' ? 1 : 0, () => `${op.key} attempt ${request.attempt}: ${reply.kind}${reply.kind === 'result' ? ` at ${reply.index} ${reply.outcome.ok ? 'ok' : reply.outcome.rejection.code}` : ''}`);
     if (reply.kind === 'result') {
       op.done = true;
       op.outcome = reply.outcome;
@@ -850,7 +851,7 @@ export class Simulation {
   }
 
   /** Folds an event into the trace hash (FNV-1a over small integers) and the trace ring. */
-  private record(code: number, a: number, b: number, c: number): void {
+  private record(code: number, a: number, b: number, c: number, detail?: () => string): void {
     let h = this.hash;
     for (const v of [code, a, b, c, Math.floor(this.nowMs * 1000)]) {
       h ^= v & 0xffff;
@@ -860,7 +861,7 @@ export class Simulation {
     }
     this.hash = h;
     if (this.traceLines > 0) {
-      this.trace.push(`${this.nowMs.toFixed(3)} ${TRACE_NAMES[code]} ${a} ${b} ${c}`);
+      this.trace.push(`${this.nowMs.toFixed(3)} ${TRACE_NAMES[code]} ${detail ? detail() : `${a} ${b} ${c}`}`);
       if (this.trace.length > this.traceLines) this.trace.shift();
     }
   }
