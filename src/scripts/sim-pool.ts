@@ -1,4 +1,5 @@
-import { availableParallelism } from 'node:os';
+import { fork } from 'node:child_process';
+import { availableParallelism, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { PlantedBug } from '../consensus/raft/types';
@@ -22,6 +23,11 @@ export interface PoolOptions {
   /** Stop handing out seeds after the first failure (planted-bug hunts). */
   stopOnFailure?: boolean;
   onResult?: (result: SimResult, done: number) => void;
+  /**
+   * Run each worker as a child process at this nice value (0..19) instead of a thread: the test suite
+   * uses 19 so that seeds only take CPU that the real-process tests beside them do not need.
+   */
+  niceness?: number;
 }
 
 export interface PoolSummary {
@@ -43,7 +49,7 @@ export async function runSeedPool(options: PoolOptions): Promise<PoolSummary> {
   let stop = false;
   const runWorker = () =>
     new Promise<void>((resolve, reject) => {
-      const worker = new Worker(join(__dirname, 'sim-worker.js'));
+      const worker = startWorker(options.niceness);
       const feed = () => {
         if (stop || nextSeed >= end) {
           void worker.terminate().then(() => resolve());
@@ -79,6 +85,35 @@ export async function runSeedPool(options: PoolOptions): Promise<PoolSummary> {
     wallMs: Number(process.hrtime.bigint() - started) / 1e6,
     simulatedMs: results.reduce((sum, r) => sum + r.simulatedMs, 0),
     workers: workersWanted,
+  };
+}
+
+interface PoolWorker {
+  postMessage(task: SeedTask): void;
+  on(event: 'message', listener: (result: SimResult) => void): void;
+  once(event: 'error', listener: (error: Error) => void): void;
+  terminate(): Promise<unknown>;
+}
+
+function startWorker(niceness: number | undefined): PoolWorker {
+  const entry = join(__dirname, 'sim-worker.js');
+  if (niceness === undefined) return new Worker(entry);
+  const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  if (child.pid !== undefined) setPriority(child.pid, niceness);
+  return {
+    postMessage: (task) => child.send(task),
+    on: (_event, listener) => child.on('message', (result) => listener(result as SimResult)),
+    once: (_event, listener) => {
+      child.once('error', listener);
+      child.once('exit', (code) => {
+        if (code !== 0 && code !== null) listener(new Error(`simulation worker exited with code ${code}`));
+      });
+    },
+    terminate: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill();
+      }),
   };
 }
 

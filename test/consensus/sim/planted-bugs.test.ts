@@ -19,7 +19,7 @@ const CASES: Array<[PlantedBug, string, Invariant[]]> = [
 
 describe('planted bugs are caught within the seeds CI runs', () => {
   test.each(CASES)('%s: %s', async (plantedBug, _description, invariants) => {
-    const summary = await runSeedPool({ from: 1, seeds: CI_SEEDS, plantedBug, stopOnFailure: true, traceLines: 0 });
+    const summary = await runSeedPool({ from: 1, seeds: CI_SEEDS, plantedBug, stopOnFailure: true, traceLines: 0, niceness: 19 });
     const first = summary.failures[0];
     expect(first).toBeDefined();
     console.log(`${plantedBug}: caught by seed ${first!.seed} (${first!.replicas} replicas), invariant ${first!.invariant}: ${first!.failure}\n  replay: ${replayCommand(first!.seed, plantedBug)}`);
