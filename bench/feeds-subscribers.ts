@@ -5,6 +5,7 @@
  */
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { seededRandom } from '../test/support/seeded-random';
 
 interface Setup {
   wsUrl: string;
@@ -16,23 +17,12 @@ interface Setup {
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const received: Array<[string, number]> = [];
 let acknowledged = 0;
 let failures = 0;
 
 function open(setup: Setup): void {
-  const random = seeded(setup.seed);
+  const random = seededRandom(setup.seed);
 
   const TX = 'id amount position';
   for (let i = 0; i < setup.tokens.length; i += 1) {
