@@ -38,6 +38,8 @@ function success(result: EntryResult): SuccessOutcome {
   return result.outcome.outcome;
 }
 
+const keyOf = (command: LedgerCommand): string => (command as { idempotencyKey: string }).idempotencyKey;
+
 const idempotencyRecordBytes = (machine: LedgerMachine, key: string) => Buffer.byteLength(JSON.stringify(machine.view.idempotency(key)), 'utf8');
 
 /** Every kind of keyed command, one of them in an entry that expires a hold first (events before its own). */
@@ -74,8 +76,8 @@ describe('idempotency records', () => {
     const first = new Map<string, string>();
     for (const command of keyedCommands()) {
       const result = apply(command, command.type === 'Transfer' ? 5000 : 1000);
-      if (command.idempotencyKey === 't1') expect(result.events[0]!.event.type).toBe('TransactionExpired');
-      first.set(command.idempotencyKey!, JSON.stringify(success(result)));
+      if (keyOf(command) === 't1') expect(result.events[0]!.event.type).toBe('TransactionExpired');
+      first.set(keyOf(command), JSON.stringify(success(result)));
     }
     // Later changes to every account the keyed commands touched, so nothing of the first results is current.
     apply({ type: 'Transfer', input: { fromAccountId: 'A', toAccountId: 'B', amount: '7' } });
@@ -87,7 +89,7 @@ describe('idempotency records', () => {
         const before = JSON.stringify(target.snapshot());
         const result = target.apply({ index: target.appliedIndex + 1, timestampMs: atMs }, command);
         expect(result.outcome).toMatchObject({ ok: true, replayed: true });
-        expect(JSON.stringify(success(result))).toBe(first.get(command.idempotencyKey!));
+        expect(JSON.stringify(success(result))).toBe(first.get(keyOf(command)));
         expect(result.events).toEqual([]);
         const after = JSON.parse(JSON.stringify(target.snapshot()));
         expect({ ...after, appliedIndex: 0, lastTimestampMs: 0 }).toEqual({ ...JSON.parse(before), appliedIndex: 0, lastTimestampMs: 0 });
