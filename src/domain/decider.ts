@@ -10,7 +10,8 @@ import type {
   WithdrawInput,
 } from './commands';
 import { type Rejection, reject } from './errors';
-import type { AccountRecord, LedgerEvent, SuccessOutcome, TransactionKind, TransactionRecord } from './events';
+import type { AccountRecord, IdempotencyRecord, LedgerEvent, TransactionKind, TransactionRecord } from './events';
+import { fingerprintOfCanonical } from './idempotency';
 import { INT64_MAX, INT64_MIN, parseAmount } from './money';
 import { formatPosition } from './position';
 import { ACCOUNT_ID_PATTERN, CURRENCY_PATTERN, DEFAULT_CURRENCY, type LedgerRules } from './rules';
@@ -45,8 +46,8 @@ export interface DecisionContext {
 export type Decision =
   | { kind: 'accepted'; events: LedgerEvent[] }
   | { kind: 'rejected'; rejection: Rejection }
-  /** A same-input retry of an idempotency key: the first outcome, and nothing changes. */
-  | { kind: 'replayed'; outcome: SuccessOutcome };
+  /** A same-input retry of an idempotency key: the first command's record (its outcome is rebuilt from it), and nothing changes. */
+  | { kind: 'replayed'; record: IdempotencyRecord };
 
 type Step = { ok: true } | { ok: false; rejection: Rejection };
 const OK: Step = { ok: true };
@@ -62,7 +63,7 @@ export function decide(command: LedgerCommand, state: LedgerView, ctx: DecisionC
     }
     const previous = state.idempotency(key);
     if (previous && previous.recordedAtMs >= ctx.envelope.timestampMs - ctx.rules.idempotencyRetentionMs) {
-      if (previous.fingerprint === fingerprintOf(command)) return { kind: 'replayed', outcome: previous.outcome };
+      if (previous.fingerprint === fingerprintOf(command)) return { kind: 'replayed', record: previous };
       return {
         kind: 'rejected',
         rejection: reject('IDEMPOTENCY_CONFLICT', `idempotencyKey "${key}" was already used with a different input`),
@@ -499,9 +500,12 @@ function notFound(id: string): Rejection {
   return reject('ACCOUNT_NOT_FOUND', `account "${id}" does not exist`);
 }
 
-/** Same command type and same input (key order of objects ignored) give the same fingerprint. */
+/**
+ * Same command type and same input (key order of objects ignored) give the same fingerprint: a
+ * SHA-256 of the canonical JSON, 64 characters whatever the input's size.
+ */
 export function fingerprintOf(command: LedgerCommand): string {
-  return canonicalJson({ type: command.type, input: 'input' in command ? command.input : null });
+  return fingerprintOfCanonical(canonicalJson({ type: command.type, input: 'input' in command ? command.input : null }));
 }
 
 function canonicalJson(value: unknown): string {

@@ -55,11 +55,37 @@ export const LEDGER_EVENT_TYPES: readonly LedgerEventType[] = [
   'IdempotencyKeyRecorded',
 ];
 
-/** The first result of a command with an idempotency key, returned again on a same-input retry. */
-export interface IdempotencyRecord {
+/**
+ * What a key remembers of its first command. Small and bounded (see idempotency.ts): the first
+ * result is rebuilt from it on a same-input retry, not kept.
+ */
+export type IdempotencyRecord = CompactIdempotencyRecord | LegacyIdempotencyRecord;
+
+interface IdempotencyRecordCommon {
   key: string;
+  /** SHA-256 (hex) of the canonical JSON of the command's type and input. */
   fingerprint: string;
   recordedAtMs: number;
+}
+
+/** An account's changing fields as the first command read them: [id, balance, availableBalance, transactionCount, lastTransactionAtMs]. */
+export type AccountBefore = [id: string, balance: string, availableBalance: string, transactionCount: number, lastTransactionAtMs: number | null];
+
+export interface CompactIdempotencyRecord extends IdempotencyRecordCommon {
+  /** Log index of the first command's entry. */
+  index: number;
+  /** Place of the first command's first event among its entry's events (due expiries come before). */
+  eventIndexBase: number;
+  /** The ledger's transaction sequence before the first command. */
+  transactionSeq: number;
+  /** The accounts the first command read that existed then, in read order. */
+  accounts: AccountBefore[];
+  /** The holds it read (a settle or cancel reads one), as they were. */
+  holds: TransactionRecord[];
+}
+
+/** A record from a version-1 snapshot: it kept the whole first result. */
+export interface LegacyIdempotencyRecord extends IdempotencyRecordCommon {
   outcome: SuccessOutcome;
 }
 

@@ -2,6 +2,7 @@ import type { CommandEnvelope, LedgerCommand } from './commands';
 import { decide, decideExpiries, evolve, fingerprintOf } from './decider';
 import type { Rejection } from './errors';
 import type { AccountRecord, IdempotencyRecord, LedgerEvent, SuccessOutcome, TransactionWithPosition } from './events';
+import { ReadRecorder, RecordedView, upcastIdempotencyRecordV1 } from './idempotency';
 import { EVENTS_PER_ENTRY_MAX, formatPosition } from './position';
 import type { LedgerRules } from './rules';
 import { type HoldState, LedgerState, accountFromRecord, accountToRecord, holdFromRecord } from './state';
@@ -58,31 +59,56 @@ export class LedgerMachine {
     for (const event of decideExpiries(this.state, envelope.timestampMs)) push(event);
     this.state.pruneDeadlines();
 
-    const decision = decide(command, this.state, { envelope, rules: this.rules, eventIndexBase: positioned.length });
+    const key = command.type === 'Tick' ? undefined : command.idempotencyKey;
+    // A keyed command's record keeps what the decider read, so a retry can decide it again (idempotency.ts).
+    const reads = key === undefined ? null : new ReadRecorder(this.state);
+    const ctx = { envelope, rules: this.rules, eventIndexBase: positioned.length };
+    const decision = decide(command, reads ?? this.state, ctx);
     let outcome: CommandOutcome;
     if (decision.kind === 'rejected') {
       outcome = { ok: false, rejection: decision.rejection };
     } else if (decision.kind === 'replayed') {
-      outcome = { ok: true, outcome: decision.outcome, replayed: true };
+      outcome = { ok: true, outcome: this.firstOutcome(decision.record, command), replayed: true };
     } else {
       const firstOwn = positioned.length;
+      const record: IdempotencyRecord | null =
+        key === undefined || reads === null
+          ? null
+          : {
+              key,
+              fingerprint: fingerprintOf(command),
+              recordedAtMs: envelope.timestampMs,
+              index: envelope.index,
+              eventIndexBase: firstOwn,
+              transactionSeq: this.state.transactionSeq,
+              accounts: reads.accountsBefore(),
+              holds: reads.holdsBefore(),
+            };
       for (const event of decision.events) push(event);
       const own = positioned.slice(firstOwn);
       const success = buildOutcome(command, own, positioned.at(-1)?.position ?? null);
       outcome = { ok: true, outcome: success, replayed: false };
-      if (command.type !== 'Tick' && command.idempotencyKey !== undefined) {
-        const record: IdempotencyRecord = {
-          key: command.idempotencyKey,
-          fingerprint: fingerprintOf(command),
-          recordedAtMs: envelope.timestampMs,
-          outcome: success,
-        };
-        push({ type: 'IdempotencyKeyRecorded', data: record });
-      }
+      if (record) push({ type: 'IdempotencyKeyRecorded', data: record });
     }
     this.appliedIndexValue = envelope.index;
     this.lastTimestampMs = envelope.timestampMs;
     return { events: positioned, outcome };
+  }
+
+  /**
+   * The first result of a key, rebuilt by deciding its command again against the state it saw
+   * (the retry's input is the first one's: same fingerprint). Changes nothing.
+   */
+  private firstOutcome(record: IdempotencyRecord, command: LedgerCommand): SuccessOutcome {
+    if ('outcome' in record) return record.outcome;
+    const envelope = { index: record.index, timestampMs: record.recordedAtMs };
+    const decision = decide(command, new RecordedView(record, this.state), { envelope, rules: this.rules, eventIndexBase: record.eventIndexBase });
+    if (decision.kind !== 'accepted') {
+      const why = decision.kind === 'rejected' ? decision.rejection.message : 'replayed';
+      throw new Error(`invariant: idempotency key "${record.key}" (entry ${record.index}) no longer rebuilds its first result: ${why}`);
+    }
+    const own = decision.events.map((event, i) => ({ position: formatPosition(record.index, record.eventIndexBase + i), event }));
+    return buildOutcome(command, own, own.at(-1)?.position ?? null);
   }
 
   /** The earliest deadline among pending holds, so the node can propose a tick when it falls due. */
@@ -97,7 +123,7 @@ export class LedgerMachine {
 
   snapshot(): LedgerSnapshot {
     return {
-      version: 1,
+      version: 2,
       appliedIndex: this.appliedIndexValue,
       lastTimestampMs: this.lastTimestampMs,
       transactionSeq: this.state.transactionSeq,
@@ -107,12 +133,14 @@ export class LedgerMachine {
     };
   }
 
-  restore(snapshot: LedgerSnapshot): void {
-    if (snapshot.version !== 1) throw new Error(`unsupported snapshot version ${snapshot.version}`);
+  /** Takes a snapshot of this version or of version 1 (whose idempotency records are upcast). */
+  restore(snapshot: LedgerSnapshot | LedgerSnapshotV1): void {
+    if (snapshot.version !== 1 && snapshot.version !== 2) throw new Error(`unsupported snapshot version ${(snapshot as { version: unknown }).version}`);
+    const records: IdempotencyRecord[] = snapshot.version === 1 ? snapshot.idempotencyKeys.map(upcastIdempotencyRecordV1) : snapshot.idempotencyKeys;
     const state = new LedgerState();
     for (const account of snapshot.accounts) state.setAccount(accountFromRecord(account));
     for (const hold of snapshot.holds) state.setHold(holdFromRecord(hold));
-    for (const record of snapshot.idempotencyKeys) state.idempotencyKeys.set(record.key, record);
+    for (const record of records) state.idempotencyKeys.set(record.key, record);
     state.transactionSeq = snapshot.transactionSeq;
     this.state = state;
     this.appliedIndexValue = snapshot.appliedIndex;
@@ -121,7 +149,7 @@ export class LedgerMachine {
 }
 
 export interface LedgerSnapshot {
-  version: 1;
+  version: 2;
   appliedIndex: number;
   lastTimestampMs: number;
   transactionSeq: number;
@@ -129,6 +157,12 @@ export interface LedgerSnapshot {
   holds: HoldState['transaction'][];
   idempotencyKeys: IdempotencyRecord[];
 }
+
+/** Version 1: the same, but each idempotency record kept its whole result and its canonical input as the fingerprint. */
+export type LedgerSnapshotV1 = Omit<LedgerSnapshot, 'version' | 'idempotencyKeys'> & {
+  version: 1;
+  idempotencyKeys: Array<{ key: string; fingerprint: string; recordedAtMs: number; outcome: SuccessOutcome }>;
+};
 
 /** The success payload of a command, from the events it produced. */
 function buildOutcome(command: LedgerCommand, own: PositionedEvent[], lastPosition: string | null): SuccessOutcome {
