@@ -168,7 +168,7 @@ if (mongoUrl !== null) {
       } finally {
         await again.close();
       }
-      expect(await names('transactions')).toHaveLength(6);
+      expect(await names('transactions')).toHaveLength(8);
     });
 
     it('keeps the guard when another writer inserts a document between the read of positions and the write', async () => {
