@@ -486,11 +486,12 @@ export class SqliteReadModelStore implements ReadModelStore {
     for (const collection of collections) {
       if (!BULK_LOAD_INDEXES[collection]) throw new Error(`unknown read-model collection "${String(collection)}"`);
     }
-    this.db.exec(SCHEMA);
-    // FULL for this step: the file is fsync'd before the WAL comes back (and the checkpoint syncs it if it never left).
+    // FULL from here on: the index build's commit fsyncs the file, and with it every page the load
+    // wrote unsynced; the checkpoint does the same when the load stayed in WAL mode (SQLITE_BUSY above).
     this.db.pragma('synchronous = FULL');
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.exec(SCHEMA);
     this.db.pragma('journal_mode = WAL');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma(`cache_size = -${CACHE_KIB}`);
   }
