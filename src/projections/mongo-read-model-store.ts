@@ -427,6 +427,18 @@ export class MongoReadModelStore implements ReadModelStore {
     await this.createIndexes(collections);
   }
 
+  /** Nothing is dropped: `reset` has just recreated the indexes, and MongoDB builds them as documents arrive. */
+  async beginBulkLoad(collections: readonly ReadModelCollection[]): Promise<void> {
+    for (const collection of collections) {
+      if (!READ_MODEL_COLLECTIONS.includes(collection)) throw new Error(`unknown read-model collection "${String(collection)}"`);
+    }
+  }
+
+  /** Makes sure the indexes exist (idempotent), as at startup. */
+  async endBulkLoad(collections: readonly ReadModelCollection[]): Promise<void> {
+    await this.createIndexes(collections);
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }

@@ -156,11 +156,21 @@ export function counterTotal<C extends CounterCollection>(
 
 /** UTC start of the bucket holding `instant` (ISO 8601), canonical ISO form. */
 export function bucketStart(instant: string, interval: VolumeInterval): string {
+  // The analytics projector asks twice per settled transaction, and one ledger entry's events share
+  // one instant: a small bounded memo of valid answers saves the parse and the formatting.
+  const key = `${interval}\u0000${instant}`;
+  const known = bucketStarts.get(key);
+  if (known !== undefined) return known;
   const ms = Date.parse(instant);
   if (Number.isNaN(ms)) throw new Error(`bucketStart: "${instant}" is not an ISO 8601 date-time`);
   const size = interval === 'HOUR' ? 3_600_000 : 86_400_000;
-  return new Date(Math.floor(ms / size) * size).toISOString();
+  const start = new Date(Math.floor(ms / size) * size).toISOString();
+  if (bucketStarts.size >= BUCKET_STARTS_MAX) bucketStarts.clear();
+  bucketStarts.set(key, start);
+  return start;
 }
+const BUCKET_STARTS_MAX = 1024;
+const bucketStarts = new Map<string, string>();
 
 export function volumeBucketId(currency: string, interval: VolumeInterval, start: string): string {
   return `${currency}:${interval}:${start}`;
@@ -255,6 +265,17 @@ export interface ReadModelStore {
    * (so an interrupted reset leaves no checkpoint behind and is simply done again). For rebuilds.
    */
   reset(collections: readonly ReadModelCollection[], projections: readonly string[]): Promise<void>;
+
+  /**
+   * Bulk-load mode for a rebuild of the given collections after their `reset`: the store may drop
+   * what is cheaper to build once at the end (secondary indexes) and relax per-commit durability.
+   * Writes keep their position guards, so what is written is the same as without it. `endBulkLoad`
+   * restores everything and is durable when it returns. Opening a store always restores what a
+   * crash mid-bulk-load left out (indexes), so an interrupted rebuild leaves a complete schema, and
+   * calling `beginBulkLoad` again on resume is harmless.
+   */
+  beginBulkLoad(collections: readonly ReadModelCollection[]): Promise<void>;
+  endBulkLoad(collections: readonly ReadModelCollection[]): Promise<void>;
 
   close(): Promise<void>;
 }

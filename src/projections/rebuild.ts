@@ -1,4 +1,4 @@
-import { type EventStore, READ_COUNT_MAX } from '../eventstore/event-store';
+import { type EventStore, READ_COUNT_MAX, type RecordedEvent } from '../eventstore/event-store';
 import { LEDGER_STREAM } from '../eventstore/ledger-event-publisher';
 import { POSITION_ZERO } from '../domain/position';
 import type { Projector } from './projectors';
@@ -15,8 +15,16 @@ export interface RebuildProgress {
   resumed: boolean;
 }
 
+/**
+ * Events projected per store write in a rebuild by default, and at most. Large chunks are what make a
+ * rebuild fast: projectBatch keeps only the newest version of each whole document in a chunk (an
+ * account touched a thousand times is written once) and sums each counter's steps, and the embedded
+ * store commits once per chunk. Memory: a chunk of recorded events and their writes, ~100 MB at most.
+ */
+export const REBUILD_CHUNK_EVENTS_MAX = 32_768;
+
 export interface RebuildOptions {
-  /** Events read and projected per store write (at most READ_COUNT_MAX). */
+  /** Events read and projected per store write (default and at most REBUILD_CHUNK_EVENTS_MAX). */
   batchSizeMax?: number;
   onStart?: (progress: RebuildProgress) => void;
   onProgress?: (progress: RebuildProgress) => void;
@@ -37,10 +45,13 @@ export function rebuildMarker(projection: string): string {
  * projection's checkpoint advancing as usual. A later run that finds the marker resumes from that
  * checkpoint if there is one (the reset finished and replay had begun), or resets again if not.
  * Every write is position-guarded, so the batch replayed after an interrupt changes nothing twice.
- * The marker is removed at the end. Returns false when stopped early.
+ * The store is in bulk-load mode meanwhile (ReadModelStore.beginBulkLoad: secondary indexes built
+ * once at the end, relaxed syncing); the writes and checkpoints are exactly those of the live path,
+ * only in larger chunks, so a rebuild equals the incremental read models by construction. The marker
+ * is removed after endBulkLoad (durable), at the end. Returns false when stopped early.
  */
 export async function rebuildProjections(eventStore: EventStore, store: ReadModelStore, projectors: readonly Projector[], options: RebuildOptions = {}): Promise<boolean> {
-  const batchSizeMax = Math.min(options.batchSizeMax ?? READ_COUNT_MAX, READ_COUNT_MAX);
+  const chunkEventsMax = Math.min(options.batchSizeMax ?? REBUILD_CHUNK_EVENTS_MAX, REBUILD_CHUNK_EVENTS_MAX);
   let resumed = false;
   for (const projector of projectors) {
     const marker = await store.loadCheckpoint(rebuildMarker(projector.name));
@@ -53,6 +64,7 @@ export async function rebuildProjections(eventStore: EventStore, store: ReadMode
     await store.reset(projector.collections, [projector.name]);
   }
 
+  const collections = projectors.flatMap((projector) => projector.collections);
   const last = await eventStore.readStream(LEDGER_STREAM, { direction: 'backwards', maxCount: 1 });
   const totalEvents = last[0] ? Number(last[0].revision) + 1 : 0;
   const replayer = await Replayer.open(store, projectors);
@@ -60,16 +72,35 @@ export async function rebuildProjections(eventStore: EventStore, store: ReadMode
   let doneEvents = 0;
   let processedEvents = 0;
   options.onStart?.({ doneEvents, totalEvents, processedEvents, resumed });
+  await store.beginBulkLoad(collections);
+  let finished = false;
   for (;;) {
-    if (options.shouldStop?.()) return false;
-    const batch = await eventStore.readAll({ after, maxCount: batchSizeMax });
-    if (batch.length === 0) break;
-    await replayer.apply(batch);
-    after = batch.at(-1)!.storePosition;
-    processedEvents += batch.length;
-    for (const event of batch) if (event.streamId === LEDGER_STREAM) doneEvents = Number(event.revision) + 1;
-    options.onProgress?.({ doneEvents, totalEvents: Math.max(totalEvents, doneEvents), processedEvents, resumed });
+    if (options.shouldStop?.()) break;
+    const chunk: RecordedEvent[] = [];
+    let exhausted = false;
+    while (chunk.length < chunkEventsMax) {
+      const page = await eventStore.readAll({ after, maxCount: Math.min(READ_COUNT_MAX, chunkEventsMax - chunk.length) });
+      if (page.length === 0) {
+        exhausted = true;
+        break;
+      }
+      for (const event of page) chunk.push(event);
+      after = page.at(-1)!.storePosition;
+    }
+    if (chunk.length > 0) {
+      await replayer.apply(chunk);
+      processedEvents += chunk.length;
+      for (const event of chunk) if (event.streamId === LEDGER_STREAM) doneEvents = Number(event.revision) + 1;
+      options.onProgress?.({ doneEvents, totalEvents: Math.max(totalEvents, doneEvents), processedEvents, resumed });
+    }
+    if (exhausted) {
+      finished = true;
+      break;
+    }
   }
+  // Also when stopped early: the store goes back to its normal, durable state with every index.
+  await store.endBulkLoad(collections);
+  if (!finished) return false;
   for (const projector of projectors) await store.reset([], [rebuildMarker(projector.name)]);
   return true;
 }

@@ -734,6 +734,21 @@ export function readModelStoreContract(name: string, open: OpenReadModelStore): 
         await store.applyBatch([transactionWrite(fixtureDoc('t01'))], {});
         expect(await findIds(store, { accountId: 'alice' })).toEqual(['t01']);
       });
+
+      it('bulk load (a rebuild) stores and answers exactly what the normal mode does, during it and after it', async () => {
+        await loadFixture(store);
+        const before = { all: await findIds(store, {}), alice: await findIds(store, { accountId: 'alice' }), large: await findIds(store, { large: true }) };
+        expect(before.all.length).toBeGreaterThan(0);
+        await store.reset(['transactions'], []);
+        await store.beginBulkLoad(['transactions']);
+        await loadFixture(store);
+        // Replayed inside it: the guards still hold.
+        await loadFixture(store);
+        expect(await findIds(store, {})).toEqual(before.all);
+        await store.endBulkLoad(['transactions']);
+        expect({ all: await findIds(store, {}), alice: await findIds(store, { accountId: 'alice' }), large: await findIds(store, { large: true }) }).toEqual(before);
+        await expect(store.beginBulkLoad(['nope' as never])).rejects.toThrow(/unknown read-model collection "nope"/);
+      });
     });
   });
 }

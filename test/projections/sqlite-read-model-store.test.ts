@@ -119,6 +119,69 @@ describe('SqliteReadModelStore', () => {
     }
   });
 
+  it('bulk load drops the secondary indexes and builds them again at the end, back in WAL mode; a store closed mid-load reopens with all of them', async () => {
+    const file = join(dir, 'bulk.db');
+    const store = SqliteReadModelStore.open(file);
+    const all = store.indexNames();
+    expect(all).toEqual(expect.arrayContaining(['accounts_by_activity', 'transactions_by_created_position', 'transactions_by_position']));
+    await store.beginBulkLoad(['accounts', 'transactions', 'balanceHistory']);
+    expect(store.indexNames()).toEqual([]);
+    // Writes and reads stay correct without them (a rebuild resumed on a half-built store, say).
+    await store.applyBatch([{ collection: 'accounts', doc: alice }, { collection: 'transactions', doc: deposit }], {});
+    expect(await store.findTransactions({ accountId: 'alice' }, null, 10)).toMatchObject({ docs: [deposit], totalCount: 1 });
+    await store.endBulkLoad(['accounts', 'transactions', 'balanceHistory']);
+    expect(store.indexNames()).toEqual(all);
+    expect(await store.mostActiveAccounts('USD', 5)).toEqual([alice]);
+    await store.beginBulkLoad(['transactions']);
+    expect(store.indexNames()).toEqual(['accounts_by_activity']);
+    await expect(store.beginBulkLoad(['nope' as never])).rejects.toThrow(/unknown read-model collection "nope"/);
+    await store.close();
+
+    const reopened = SqliteReadModelStore.open(file);
+    try {
+      expect(reopened.indexNames()).toEqual(all);
+      expect(await reopened.getTransactions(['t1'])).toEqual([deposit]);
+    } finally {
+      await reopened.close();
+    }
+    const raw = new Database(file, { readonly: true });
+    try {
+      expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('writes rows across multi-row insert boundaries, and a failed batch leaks none of its rows into the next', async () => {
+    const store = SqliteReadModelStore.open(join(dir, 'rows.db'));
+    const history = (i: number, index = i + 1) => ({
+      collection: 'balanceHistory' as const,
+      doc: { _id: `a${i}:${p(index)}`, accountId: `a${i}`, at: '2024-03-01T10:00:00.000Z', balance: String(i), position: p(index) },
+    });
+    try {
+      const broken = { ...deposit, _id: 't2', id: 't2', createdPosition: 'not-a-position' };
+      const many = Array.from({ length: 130 }, (_, i) => history(i));
+      await expect(store.applyBatch([...many, { collection: 'transactions', doc: broken }], {})).rejects.toThrow(/invalid position/);
+      await store.applyBatch([history(1000)], {});
+      for (const i of [0, 127, 128, 129]) expect(await store.balanceAt(`a${i}`, '2024-03-02T00:00:00.000Z')).toBeNull();
+      expect(await store.balanceAt('a1000', '2024-03-02T00:00:00.000Z')).toBe('1000');
+
+      const rows = Array.from({ length: 300 }, (_, i) => history(i));
+      const transactions = Array.from({ length: 200 }, (_, i) => ({
+        collection: 'transactions' as const,
+        doc: { ...deposit, _id: `t${i + 10}`, id: `t${i + 10}`, position: p(i + 10), createdPosition: p(i + 10), toAccountId: `a${i % 3}`, accountIds: [`a${i % 3}`] },
+      }));
+      await store.applyBatch([...rows, ...transactions], {});
+      // Replayed: nothing doubles.
+      await store.applyBatch([...rows, ...transactions], {});
+      for (const i of [0, 127, 128, 255, 256, 299]) expect(await store.balanceAt(`a${i}`, '2024-03-02T00:00:00.000Z')).toBe(String(i));
+      const counts = await Promise.all([0, 1, 2].map(async (a) => (await store.findTransactions({ accountId: `a${a}` }, null, 500)).totalCount));
+      expect(counts).toEqual([67, 67, 66]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('commits a batch and its checkpoints all or nothing', async () => {
     const store = SqliteReadModelStore.open(join(dir, 'atomic.db'));
     try {
