@@ -21,10 +21,10 @@
  * between the two leaves a checkpoint that is behind, and the replay from it changes nothing.
  */
 import { Long, MongoClient, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type IndexDescription, MongoBulkWriteError, type MongoServerError } from 'mongodb';
-import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
+import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isPosition } from '../domain/position';
+import { assertDocId, assertLimit, assertPosition, int64Amount } from './read-model-asserts';
 import {
-  PAGE_SIZE_MAX,
   READ_MODEL_COLLECTIONS,
   VOLUME_BUCKETS_MAX,
   VOLUME_INTERVALS,
@@ -667,28 +667,6 @@ function inOrder<S extends { _id: string }, T>(ids: readonly string[], stored: S
 
 function toPage<S, T>(stored: S[], limit: number, totalCount: number, convert: (s: S) => T): Page<T> {
   return { docs: stored.slice(0, limit).map(convert), totalCount, hasMore: stored.length > limit };
-}
-
-function assertLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
-    throw new RangeError(`page limit must be an integer from 0 to ${PAGE_SIZE_MAX}, got ${limit}`);
-  }
-}
-
-function assertPosition(value: string, what: string): void {
-  if (!isPosition(value)) throw new Error(`invariant: ${what} has invalid position "${value}"`);
-}
-
-function assertDocId(id: string, expected: string, what: string): void {
-  if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
-}
-
-/** Exact conversion from the digit string: a float would round amounts above 2^53. */
-function int64Amount(value: string, what: string): bigint {
-  const parsed = parseAmount(value);
-  if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
-  if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
-  return parsed.value;
 }
 
 function instant(value: string, what: string): Date {

@@ -10,10 +10,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { INT64_MAX, INT64_MIN, isInt64, parseAmount } from '../domain/money';
+import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isPosition } from '../domain/position';
+import { assertDocId, assertLimit, assertPosition, int64Amount } from './read-model-asserts';
 import {
-  PAGE_SIZE_MAX,
   VOLUME_BUCKETS_MAX,
   VOLUME_INTERVALS,
   counterTotal,
@@ -692,28 +692,6 @@ function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {
     totalCount,
     hasMore: rows.length > limit,
   };
-}
-
-function assertLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
-    throw new RangeError(`page limit must be an integer from 0 to ${PAGE_SIZE_MAX}, got ${limit}`);
-  }
-}
-
-function assertPosition(value: string, what: string): void {
-  if (!isPosition(value)) throw new Error(`invariant: ${what} has invalid position "${value}"`);
-}
-
-function assertDocId(id: string, expected: string, what: string): void {
-  if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
-}
-
-/** Exact conversion from the digit string: a float would round amounts above 2^53. */
-function int64Amount(value: string, what: string): bigint {
-  const parsed = parseAmount(value);
-  if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
-  if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
-  return parsed.value;
 }
 
 /**

@@ -1,0 +1,26 @@
+/** Checks both read-model stores make on what they are given: page limits, positions, ids, amounts. */
+import { isInt64, parseAmount } from '../domain/money';
+import { isPosition } from '../domain/position';
+import { PAGE_SIZE_MAX } from './read-model-store';
+
+export function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
+    throw new RangeError(`page limit must be an integer from 0 to ${PAGE_SIZE_MAX}, got ${limit}`);
+  }
+}
+
+export function assertPosition(value: string, what: string): void {
+  if (!isPosition(value)) throw new Error(`invariant: ${what} has invalid position "${value}"`);
+}
+
+export function assertDocId(id: string, expected: string, what: string): void {
+  if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
+}
+
+/** Exact conversion from the digit string: a float would round amounts above 2^53. */
+export function int64Amount(value: string, what: string): bigint {
+  const parsed = parseAmount(value);
+  if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
+  if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
+  return parsed.value;
+}
