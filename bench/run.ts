@@ -141,11 +141,16 @@ interface ServerProcess {
 }
 
 const OUTPUT_KEPT_BYTES = 64 * 1024;
+/**
+ * V8 feature flags the bench itself runs with, passed on to the servers: measuring an older runtime
+ * such as Node 20, which has JSON.parse source text access only behind --harmony-json-parse-with-source.
+ */
+const RUNTIME_FLAGS = process.execArgv.filter((flag) => flag.startsWith('--harmony'));
 
 async function startServer(name: string, script: string, env: NodeJS.ProcessEnv, nodeFlags: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const child = track(
-    spawn(process.execPath, [...nodeFlags, '--require', './bench/orphan-guard.cjs', '--import', 'tsx', script], {
+    spawn(process.execPath, [...RUNTIME_FLAGS, ...nodeFlags, '--require', './bench/orphan-guard.cjs', '--import', 'tsx', script], {
       cwd: ROOT,
       env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
