@@ -17,6 +17,8 @@
  *   BENCH_ERRORS_ALLOWED     failed responses tolerated per run before the run is invalid (default 0)
  *   BENCH_RESULTS            where to write the results (default bench/RESULTS.md; "-" for nowhere)
  *   BENCH_REBUILD=0          skip the rebuild benchmark run at the end (bench/rebuild.ts; BENCH_REBUILD_EVENTS, default 1,000,000)
+ *   BENCH_FEEDS=0            skip the live-feeds benchmark run last (bench/feeds.ts, writes bench/RESULTS-feeds.md;
+ *                            BENCH_FEEDS_SECONDS, BENCH_FEEDS_SUBSCRIBERS, BENCH_FEEDS_RESULTS, ...)
  *   BENCH_LEDGER_ENTRY       for experiments: the script that starts the ledger (default src/main.ts),
  *                            e.g. bench/ledger-variant.ts; then results are written only where
  *                            BENCH_RESULTS says
@@ -725,6 +727,8 @@ async function main(): Promise<void> {
 
   // The rebuild rate of the embedded read models (bench/rebuild.ts, also `npm run bench:rebuild`).
   if (process.env.BENCH_REBUILD !== '0') execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'rebuild.ts')], { cwd: ROOT, stdio: 'inherit' });
+  // The live feeds' fan-out (bench/feeds.ts, also `npm run bench:feeds`; its BENCH_FEEDS_* settings pass through).
+  if (process.env.BENCH_FEEDS !== '0') execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'feeds.ts')], { cwd: ROOT, stdio: 'inherit' });
 }
 
 main().then(

@@ -43,7 +43,7 @@ const ACCOUNTS = ['fz-a', 'fz-b'] as const;
 
 // ---- generators of JSON text (numbers keep the text they are written with) ---------------------
 
-const numberText: fc.Arbitrary<string> = fc.oneof(
+export const numberText: fc.Arbitrary<string> = fc.oneof(
   fc.integer({ min: 1, max: 5000 }).map(String),
   fc.integer().map(String),
   fc.bigInt({ min: -(10n ** 25n), max: 10n ** 25n }).map(String),
@@ -60,7 +60,7 @@ const stringText = fc.oneof(fc.string({ maxLength: 40 }).map((s) => JSON.stringi
 const deepText = fc.tuple(fc.integer({ min: 10, max: 5_000 }), fc.boolean()).map(([depth, arrays]) =>
   arrays ? `${'['.repeat(depth)}1${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
 );
-const jsonText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
+export const jsonText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
     numberText,
@@ -73,7 +73,7 @@ const jsonText: fc.Arbitrary<string> = fc.letrec<{ value: string }>((tie) => ({
 })).value;
 
 /** An amount as a client might write it; `allowed` says whether API.md accepts that form. */
-const amountText = fc.oneof(
+export const amountText = fc.oneof(
   { weight: 3, arbitrary: fc.integer({ min: 1, max: 5000 }).map(String) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 5000 }).map((n) => `"${n}"`) },
   { weight: 3, arbitrary: numberText },
@@ -259,7 +259,7 @@ async function buildCase(input: CaseInput, key: Uint8Array): Promise<Case> {
 }
 
 /** Log index and every account's money, read from the state machine itself (no lag). */
-function ledgerSnapshot(running: RunningLedger): { index: number; accounts: string } {
+export function ledgerSnapshot(running: RunningLedger): { index: number; accounts: string } {
   const accounts: string[] = [];
   for (const a of running.ledger.node.machine.ledger.view.accounts.values()) accounts.push(`${a.id}:${a.balance}:${a.availableBalance}:${a.transactionCount}`);
   return { index: running.ledger.node.status().commitIndex, accounts: accounts.sort().join('|') };

@@ -43,7 +43,22 @@ export const FEED_CLOSE = {
   tryAgainLater: 1013,
   /** Missing, invalid or expired token; too many connections for one token. */
   forbidden: CloseCode.Forbidden,
+  /** A binary frame: graphql-ws messages are JSON text (RFC 6455 "Unsupported Data"). */
+  unsupportedData: 1003,
+  /** A well-formed message of a type only the server sends (next, error, connection_ack). */
+  badRequest: CloseCode.BadRequest,
 } as const;
+
+/**
+ * Bugs the graphql-ws frame fuzzer must catch (test/api/fuzz-ws.test.ts switches them on); never
+ * set outside tests.
+ */
+export const plantedFeedBugsForTests = {
+  /** Parse frames with plain JSON.parse again: 1e3 and 1000.0 pass as Amounts. */
+  plainJsonFrames: false,
+  /** Skip the per-connection subscription limit. */
+  noSubscriptionLimit: false,
+};
 
 /** The HTTP API's request limits (GraphQL Armor), for subscribe messages: yoga's plugins do not see WebSocket traffic. */
 const SUBSCRIBE_RULES = [
@@ -134,7 +149,10 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
     schema: options.schema,
     connectionInitWaitTimeout: 3_000,
     // Numbers in frames are judged by their source text, as in HTTP bodies: 1e3 is no Amount.
-    jsonMessageReviver: exactJsonReviver,
+    jsonMessageReviver(key, value, context?: { source?: string }) {
+      if (plantedFeedBugsForTests.plainJsonFrames) return value;
+      return exactJsonReviver.call(this, key, value, context);
+    },
     jsonMessageReplacer(key, value) {
       if (key === 'payload' && value !== null && typeof value === 'object' && SHARED_JSON in value) {
         sharedSeq = (sharedSeq + 1) % Number.MAX_SAFE_INTEGER;
@@ -178,7 +196,7 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
       }
       // ctx.subscriptions already holds this one.
       const active = Object.keys(ctx.subscriptions).length;
-      if (active > limits.subscriptionsPerConnectionMax) {
+      if (active > limits.subscriptionsPerConnectionMax && !plantedFeedBugsForTests.noSubscriptionLimit) {
         return [
           new GraphQLError(`at most ${limits.subscriptionsPerConnectionMax} subscriptions per connection; complete one or open another connection`, {
             extensions: { code: 'LIMIT_EXCEEDED' },
@@ -306,8 +324,12 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
           }),
         close: (code, reason) => closeSocket(socket, code ?? CloseCode.InternalServerError, reason ?? ""),
         onMessage: (handle) =>
-          socket.on('message', (data) => {
+          socket.on('message', (data, isBinary) => {
+            // Bytes are refused rather than decoded as if they were text (found by the frame fuzzer).
+            if (isBinary) return closeSocket(socket, FEED_CLOSE.unsupportedData, 'graphql-ws messages are JSON text frames, not binary');
             handle(String(data)).catch((error: Error) => {
+              // graphql-ws throws for a client sending a server's message type: the client's fault, 4400, not 4500.
+              if (UNEXPECTED_TYPE.test(error.message)) return closeSocket(socket, FEED_CLOSE.badRequest, error.message);
               closeSocket(socket, CloseCode.InternalServerError, options.production ? 'Internal server error' : error.message);
             });
           }),
@@ -353,6 +375,9 @@ export function attachFeedServer(options: FeedServerOptions): FeedServer {
     },
   };
 }
+
+/** graphql-ws's error for a valid message of a type a client may not send (next, error, connection_ack). */
+const UNEXPECTED_TYPE = /^Unexpected message of type \S+ received$/;
 
 /** The protocol the server speaks (the standard graphql-ws client's default). */
 export const FEED_PROTOCOL = GRAPHQL_TRANSPORT_WS_PROTOCOL;
