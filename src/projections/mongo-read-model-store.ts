@@ -23,10 +23,9 @@
 import { Long, MongoClient, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type IndexDescription, MongoBulkWriteError, type MongoServerError } from 'mongodb';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isPosition } from '../domain/position';
-import { assertDocId, assertLimit, assertPosition, int64Amount } from './read-model-asserts';
+import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
   READ_MODEL_COLLECTIONS,
-  VOLUME_BUCKETS_MAX,
   VOLUME_INTERVALS,
   counterTotal,
   volumeBucketId,
@@ -373,10 +372,7 @@ export class MongoReadModelStore implements ReadModelStore {
     toStart: string | null,
     limit: number,
   ): Promise<{ docs: VolumeBucketDoc[]; hasMore: boolean }> {
-    if (!Number.isInteger(limit) || limit < 0 || limit > VOLUME_BUCKETS_MAX) {
-      throw new RangeError(`volume bucket limit must be an integer from 0 to ${VOLUME_BUCKETS_MAX}, got ${limit}`);
-    }
-    if (!VOLUME_INTERVALS.includes(interval)) throw new Error(`unknown volume interval "${String(interval)}"`);
+    assertVolumeQuery(interval, limit);
     const start: Filter<StoredVolumeBucket>['start'] = {
       ...(fromStart !== null ? { $gte: instant(fromStart, 'fromStart').toISOString() } : {}),
       ...(toStart !== null ? { $lt: instant(toStart, 'toStart').toISOString() } : {}),

@@ -1,7 +1,7 @@
 /** Checks both read-model stores make on what they are given: page limits, positions, ids, amounts. */
 import { isInt64, parseAmount } from '../domain/money';
 import { isPosition } from '../domain/position';
-import { PAGE_SIZE_MAX } from './read-model-store';
+import { PAGE_SIZE_MAX, VOLUME_BUCKETS_MAX, VOLUME_INTERVALS, type VolumeInterval } from './read-model-store';
 
 export function assertLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 0 || limit > PAGE_SIZE_MAX) {
@@ -23,4 +23,11 @@ export function int64Amount(value: string, what: string): bigint {
   if (!parsed.ok) throw new Error(`invariant: ${what} ${parsed.reason}`);
   if (!isInt64(parsed.value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
   return parsed.value;
+}
+
+export function assertVolumeQuery(interval: VolumeInterval, limit: number): void {
+  if (!Number.isInteger(limit) || limit < 0 || limit > VOLUME_BUCKETS_MAX) {
+    throw new RangeError(`volume bucket limit must be an integer from 0 to ${VOLUME_BUCKETS_MAX}, got ${limit}`);
+  }
+  if (!VOLUME_INTERVALS.includes(interval)) throw new Error(`unknown volume interval "${String(interval)}"`);
 }

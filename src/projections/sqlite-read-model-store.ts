@@ -12,10 +12,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isPosition } from '../domain/position';
-import { assertDocId, assertLimit, assertPosition, int64Amount } from './read-model-asserts';
+import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
-  VOLUME_BUCKETS_MAX,
-  VOLUME_INTERVALS,
   counterTotal,
   volumeBucketId,
   type AccountDoc,
@@ -422,10 +420,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     toStart: string | null,
     limit: number,
   ): Promise<{ docs: VolumeBucketDoc[]; hasMore: boolean }> {
-    if (!Number.isInteger(limit) || limit < 0 || limit > VOLUME_BUCKETS_MAX) {
-      throw new RangeError(`volume bucket limit must be an integer from 0 to ${VOLUME_BUCKETS_MAX}, got ${limit}`);
-    }
-    if (!VOLUME_INTERVALS.includes(interval)) throw new Error(`unknown volume interval "${String(interval)}"`);
+    assertVolumeQuery(interval, limit);
     // '' sorts before and '~' after every canonical instant: the open ends of the range.
     const from = fromStart === null ? '' : canonicalInstant(fromStart, 'fromStart');
     const to = toStart === null ? '~' : canonicalInstant(toStart, 'toStart');
