@@ -142,20 +142,25 @@ describe('catch-up to live hand-over', () => {
   });
 });
 
+/** A subscription's dependencies with no catch-up to do: read models current, nothing to page. */
+function liveOnlyDeps(hub: FeedHub, budget: ConnectionBudget) {
+  return {
+    hub,
+    budget,
+    transactionsChangedBetween: async () => [],
+    waitForPosition: async () => true,
+    catchUpWaitMs: 1_000,
+    onCatchUpTimeout: () => undefined,
+    render: async (event: { payload: unknown }) => event.payload,
+  };
+}
+
 describe('connection budget', () => {
   it('overflows at the event maximum: every subscription of the connection stops and its queue is dropped', async () => {
     const hub = new FeedHub();
     const reasons: string[] = [];
     const budget = new ConnectionBudget(5, 1_000_000, () => 0, (why) => reasons.push(why));
-    const deps = {
-      hub,
-      budget,
-      transactionsChangedBetween: async () => [],
-      waitForPosition: async () => true,
-      catchUpWaitMs: 1_000,
-      onCatchUpTimeout: () => undefined,
-      render: async (event: { payload: unknown }) => event.payload,
-    };
+    const deps = liveOnlyDeps(hub, budget);
     const one = new FeedSubscription({ kind: 'transactionPosted', accountId: null }, null, deps);
     const two = new FeedSubscription({ kind: 'transactionPosted', accountId: 'acc' }, null, deps);
     // Each event goes to both subscriptions: two queued per event.
@@ -176,15 +181,7 @@ describe('connection budget', () => {
     let socketBytes = 0;
     const reasons: string[] = [];
     const budget = new ConnectionBudget(1_000, 2_000, () => socketBytes, (why) => reasons.push(why));
-    new FeedSubscription({ kind: 'transactionPosted', accountId: null }, null, {
-      hub,
-      budget,
-      transactionsChangedBetween: async () => [],
-      waitForPosition: async () => true,
-      catchUpWaitMs: 1_000,
-      onCatchUpTimeout: () => undefined,
-      render: async (event) => event.payload,
-    });
+    new FeedSubscription({ kind: 'transactionPosted', accountId: null }, null, liveOnlyDeps(hub, budget));
     hub.ingest([txEvent(1, 't1', 'PENDING')]);
     expect(reasons).toEqual([]);
     socketBytes = 1_900;

@@ -72,5 +72,8 @@ if (mongoUrl !== null) {
   });
 } else {
   console.warn('MongoDB rebuild test skipped: MONGODB_URL is not set (.ci/run starts FerretDB with scripts/ferretdb.sh)');
-  it.skip('npm run rebuild -- all into MongoDB (skipped: MONGODB_URL is not set)', () => undefined);
+  // Skipped as the EventStoreDB suite is, and said so above; .ci/run sets MONGODB_URL, so CI runs it.
+  describe.skip('npm run rebuild -- all into MongoDB (skipped: MONGODB_URL is not set)', () => {
+    it('needs MONGODB_URL', () => undefined);
+  });
 }
