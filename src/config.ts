@@ -55,9 +55,31 @@ const EnvSchema = z.object({
     .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0))
     .refine((origins) => origins.every(isOrigin), 'LEDGER_CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com (scheme, host, optional port; no path, no *)')
     .optional(),
+  LEDGER_PEERS: z.string().optional(),
+  LEDGER_RAFT_PORT: z.coerce.number().int('LEDGER_RAFT_PORT must be an integer').min(0).max(65535, 'LEDGER_RAFT_PORT must be at most 65535').optional(),
+  LEDGER_CLUSTER_SECRET: z.string().min(32, 'LEDGER_CLUSTER_SECRET must be at least 32 characters').optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/** Every environment variable the configuration reads (the compose-file test checks against it). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** One member of a Raft cluster: its id and the address the other replicas dial. */
+export interface ClusterPeer {
+  id: string;
+  host: string;
+  port: number;
+}
+
+export interface ClusterConfig {
+  /** Every member, this node included, in the order given. */
+  peers: ClusterPeer[];
+  /** The port this node's Raft transport listens on (default: the port of its own entry in LEDGER_PEERS). */
+  raftPort: number;
+  /** Shared by the members; authenticates the handshake and every frame. */
+  secret: string;
+}
 
 export interface LedgerConfig {
   port: number;
@@ -84,6 +106,8 @@ export interface LedgerConfig {
   tokenLifetimeMaxSeconds: number;
   /** Browser origins allowed to call the API cross-origin; none by default. */
   corsOrigins: string[];
+  /** Null: the single-node log (no LEDGER_PEERS). */
+  cluster: ClusterConfig | null;
 }
 
 export class ConfigError extends Error {
@@ -101,7 +125,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
   }
   const e = parsed.data;
+  const cluster = clusterConfig(e.LEDGER_NODE_ID, e.LEDGER_PEERS, e.LEDGER_RAFT_PORT, e.LEDGER_CLUSTER_SECRET);
   return {
+    cluster,
     port: e.PORT,
     host: e.HOST,
     dataDir: e.LEDGER_DATA_DIR,
@@ -129,4 +155,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
       queuedBytesMax: e.LEDGER_FEED_BUFFER_BYTES_MAX,
     },
   };
+}
+
+const PEER = /^([A-Za-z0-9_-]{1,50})=([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$/;
+
+/** LEDGER_PEERS is `id=host:port,...` listing every member, this node (LEDGER_NODE_ID) included. */
+function clusterConfig(nodeId: string, peersText: string | undefined, raftPort: number | undefined, secret: string | undefined): ClusterConfig | null {
+  if (peersText === undefined) {
+    const stray = [raftPort !== undefined && 'LEDGER_RAFT_PORT', secret !== undefined && 'LEDGER_CLUSTER_SECRET'].filter(Boolean);
+    if (stray.length > 0) throw new ConfigError([`${stray.join(' and ')} set without LEDGER_PEERS: set LEDGER_PEERS to run a cluster, or unset ${stray.join(' and ')}`]);
+    return null;
+  }
+  const problems: string[] = [];
+  const peers: ClusterPeer[] = [];
+  for (const item of peersText.split(',').map((part) => part.trim()).filter((part) => part.length > 0)) {
+    const match = PEER.exec(item);
+    const port = match ? Number(match[3]) : NaN;
+    if (!match || port < 1 || port > 65535) {
+      problems.push(`LEDGER_PEERS: "${item}" is not id=host:port (id of A-Z a-z 0-9 _ -, port 1 to 65535)`);
+      continue;
+    }
+    const host = match[2]!.replace(/^\[(.*)\]$/, '$1');
+    if (peers.some((peer) => peer.id === match[1])) problems.push(`LEDGER_PEERS: node id ${match[1]} is listed twice`);
+    peers.push({ id: match[1]!, host, port });
+  }
+  if (problems.length === 0 && peers.length < 3) problems.push(`LEDGER_PEERS: a cluster needs at least 3 members (got ${peers.length}); leave LEDGER_PEERS unset for a single node`);
+  const self = peers.find((peer) => peer.id === nodeId);
+  if (problems.length === 0 && !self) problems.push(`LEDGER_PEERS: this node's id LEDGER_NODE_ID=${nodeId} is not among the members (${peers.map((p) => p.id).join(', ')})`);
+  if (secret === undefined) problems.push('LEDGER_CLUSTER_SECRET is required with LEDGER_PEERS (at least 32 characters, the same on every member)');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { peers, raftPort: raftPort ?? self!.port, secret: secret! };
 }

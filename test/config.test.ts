@@ -51,3 +51,40 @@ describe('configuration', () => {
     expect((error as Error).message).toContain(name);
   });
 });
+
+describe('cluster configuration', () => {
+  const secret = 'a-cluster-secret-of-at-least-32-characters';
+  const peers = 'n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=[::1]:7003';
+
+  it('is null without LEDGER_PEERS: the single-node log', () => {
+    expect(loadConfig({}).cluster).toBeNull();
+  });
+
+  it('reads the members, this node among them, and defaults the Raft port to its own entry', () => {
+    const config = loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret });
+    expect(config.cluster).toEqual({
+      peers: [
+        { id: 'n1', host: '127.0.0.1', port: 7001 },
+        { id: 'n2', host: '127.0.0.1', port: 7002 },
+        { id: 'n3', host: '::1', port: 7003 },
+      ],
+      raftPort: 7002,
+      secret,
+    });
+    expect(loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret, LEDGER_RAFT_PORT: '9002' }).cluster?.raftPort).toBe(9002);
+  });
+
+  it.each([
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: peers }, /LEDGER_CLUSTER_SECRET is required with LEDGER_PEERS/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: 'short' }, /LEDGER_CLUSTER_SECRET must be at least 32 characters/],
+    [{ LEDGER_NODE_ID: 'n9', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret }, /LEDGER_NODE_ID=n9 is not among the members \(n1, n2, n3\)/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n2=b:2', LEDGER_CLUSTER_SECRET: secret }, /at least 3 members \(got 2\)/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n1=b:2,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /node id n1 is listed twice/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n2=b,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /"n2=b" is not id=host:port/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n2=b:70000,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /"n2=b:70000" is not id=host:port/],
+    [{ LEDGER_RAFT_PORT: '7001' }, /LEDGER_RAFT_PORT set without LEDGER_PEERS/],
+    [{ LEDGER_CLUSTER_SECRET: secret }, /LEDGER_CLUSTER_SECRET set without LEDGER_PEERS/],
+  ])('refuses %j with a message naming the setting', (env, message) => {
+    expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);
+  });
+});

@@ -34,6 +34,7 @@ export interface ComposeHooks {
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
+  if (config.cluster) throw new Error('LEDGER_PEERS is set, but this build runs only the single-node log: unset LEDGER_PEERS');
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
   const readModelLocation: ReadModelStoreLocation = {
     readModelFile: join(config.dataDir, 'read-models.sqlite'),
