@@ -26,9 +26,11 @@ build() {
   # The machine kind has Go in /usr/local/go; a login shell may not have it on PATH.
   command -v go > /dev/null || PATH="$PATH:/usr/local/go/bin"
   command -v go > /dev/null || { echo "ferretdb.sh: Go (1.22 or newer) is needed to build FerretDB once; none found" >&2; exit 1; }
-  local work
-  work=$(mktemp -d)
-  trap 'chmod -R u+w "$work" 2> /dev/null; rm -rf "$work"' RETURN
+  # Global, not local: the RETURN trap runs after the function's locals are gone (set -u), and it
+  # removes itself so that later functions' returns do not run it again.
+  build_dir=$(mktemp -d)
+  trap 'chmod -R u+w "$build_dir" 2> /dev/null; rm -rf "$build_dir"; trap - RETURN' RETURN
+  local work=$build_dir
   echo "ferretdb.sh: building FerretDB $version (cold build, a few minutes)..." >&2
   (
     cd "$work"
