@@ -41,9 +41,18 @@ export const TOKEN_LIFETIME_MAX_SECONDS_DEFAULT = 30 * 24 * 3600;
 
 /** Every token has an expiry: `expiresIn` is a jose time span ("30d", "1h", "60s") or seconds. */
 export async function mintToken(key: Uint8Array, principal: Principal, expiresIn: string | number): Promise<string> {
-  const nowSeconds = Math.floor(Date.now() / 1000);
-  const exp = typeof expiresIn === 'number' ? nowSeconds + expiresIn : expiresIn;
-  return new SignJWT({ roles: principal.roles }).setProtectedHeader({ alg: ALGORITHM }).setSubject(principal.sub).setIssuedAt(nowSeconds).setExpirationTime(exp).sign(key);
+  // jose reads the clock again for a span such as "7d"; when a second boundary falls between the two reads the token
+  // would live one second longer than asked. Build again until both reads fall in the same second.
+  const epochSeconds = (): number => Math.floor(Date.now() / 1000);
+  for (;;) {
+    const issuedAt = epochSeconds();
+    const jwt = new SignJWT({ roles: principal.roles })
+      .setProtectedHeader({ alg: ALGORITHM })
+      .setSubject(principal.sub)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(typeof expiresIn === 'number' ? issuedAt + expiresIn : expiresIn);
+    if (epochSeconds() === issuedAt) return jwt.sign(key);
+  }
 }
 
 export interface AuthOptions {

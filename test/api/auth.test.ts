@@ -29,4 +29,14 @@ describe('authenticate', () => {
     await expect(authenticate(undefined, key)).resolves.toEqual({ ok: false, reason: expect.stringMatching(/missing Authorization/) });
     await expect(authenticate('Basic abc', key)).resolves.toEqual({ ok: false, reason: expect.stringMatching(/Bearer <JWT>/) });
   });
+
+  it('mints a token that lives exactly the span asked, even when a second boundary falls while it is built', async () => {
+    // The first clock read lands 1 ms before a second boundary; the JWT library's own read (new Date()) lands after it.
+    jest.useFakeTimers({ now: 1_700_000_001_000 });
+    jest.spyOn(Date, 'now').mockReturnValueOnce(1_700_000_000_999);
+    const token = await mintToken(key, { sub: 'ann', roles: ['admin'] }, '2d');
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { iat: number; exp: number };
+    expect(claims.exp - claims.iat).toBe(172_800);
+    expect(claims.iat).toBe(1_700_000_001);
+  });
 });
