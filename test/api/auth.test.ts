@@ -35,7 +35,7 @@ describe('authenticate', () => {
     jest.useFakeTimers({ now: 1_700_000_001_000 });
     jest.spyOn(Date, 'now').mockReturnValueOnce(1_700_000_000_999);
     const token = await mintToken(key, { sub: 'ann', roles: ['admin'] }, '2d');
-    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { iat: number; exp: number };
+    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as { iat: number; exp: number };
     expect(claims.exp - claims.iat).toBe(172_800);
     expect(claims.iat).toBe(1_700_000_001);
   });
