@@ -16,6 +16,8 @@ export const FRAME_HEADER_BYTES = 4;
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 const SEQ_BYTES = 8;
+/** LEDGER_NODE_ID is at most 50 characters; a longer id in a HELLO is refused before it reaches a log line. */
+export const NODE_ID_BYTES_MAX = 64;
 export const DATA_OVERHEAD_BYTES = 1 + SEQ_BYTES + MAC_BYTES;
 
 export enum FrameKind {
@@ -95,7 +97,7 @@ export function encodeHello(nonce: Buffer, nodeId: string): Buffer {
 
 /** Null when the body is not a well-formed HELLO. */
 export function decodeHello(body: Buffer): { nonce: Buffer; nodeId: string } | null {
-  if (body[0] !== FrameKind.Hello || body.length <= 1 + NONCE_BYTES) return null;
+  if (body[0] !== FrameKind.Hello || body.length <= 1 + NONCE_BYTES || body.length > 1 + NONCE_BYTES + NODE_ID_BYTES_MAX) return null;
   return { nonce: Buffer.from(body.subarray(1, 1 + NONCE_BYTES)), nodeId: body.subarray(1 + NONCE_BYTES).toString('utf8') };
 }
 

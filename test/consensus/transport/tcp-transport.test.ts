@@ -47,7 +47,7 @@ function captureLogger(warnings: string[]): TransportLogger {
   return { info: () => {}, debug: () => {}, warn: (obj, msg) => warnings.push(`${msg} ${JSON.stringify(obj)}`) };
 }
 
-async function startMember(id: string, options: { secret?: string; listenPort?: number } = {}): Promise<Member> {
+async function startMember(id: string, options: { secret?: string; listenPort?: number; handshakeTimeoutMs?: number } = {}): Promise<Member> {
   const warnings: string[] = [];
   const received: Received[] = [];
   const transport = new TcpTransport({
@@ -57,7 +57,7 @@ async function startMember(id: string, options: { secret?: string; listenPort?: 
     peers,
     logger: captureLogger(warnings),
     maxFrameBytes: 64 * 1024,
-    handshakeTimeoutMs: 2000,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
     reconnectInitialMs: 10,
     reconnectMaxMs: 100,
   });
@@ -170,6 +170,18 @@ describe('TcpTransport', () => {
     await waitClosed(socket);
     expect(n1!.transport.counters.handshakeFailures).toBeGreaterThanOrEqual(1);
     expect(n1!.warnings.some((w) => w.includes('unknown member id'))).toBe(true);
+  });
+
+  it('drops a connection that never completes the handshake, and a HELLO with an overlong id', async () => {
+    const n1 = await startMember('n1', { handshakeTimeoutMs: 100 });
+    const silent = rawSocket(n1.transport.port);
+    await waitClosed(silent);
+    expect(n1.warnings.some((w) => w.includes('handshake timed out'))).toBe(true);
+    const overlong = rawSocket(n1.transport.port);
+    overlong.write(encodeFrame(encodeHello(newNonce(), 'x'.repeat(1000))));
+    await waitClosed(overlong);
+    expect(n1.warnings.some((w) => w.includes('malformed hello'))).toBe(true);
+    expect(n1.transport.counters.handshakeFailures).toBeGreaterThanOrEqual(2);
   });
 
   it('drops garbage and an oversized length header, and still delivers from real members', async () => {
