@@ -151,6 +151,13 @@ export class LedgerNode {
     if (this.stopped) return;
     const deadline = this.machine.ledger.nextHoldDeadlineMs();
     if (deadline === null) return;
+    // In a cluster only the leader proposes ticks (a follower's would be forwarded and doubled).
+    const { role } = this.log.status();
+    if (role !== 'LEADER' && role !== 'STANDALONE') {
+      this.tickTimer = setTimeout(() => this.tick(), this.options.tickRetryMs ?? 100);
+      this.tickTimer.unref();
+      return;
+    }
     if (!this.log.idle) {
       this.tickTimer = setTimeout(() => this.tick(), this.options.tickRetryMs ?? 100);
       this.tickTimer.unref();

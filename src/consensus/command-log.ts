@@ -37,6 +37,11 @@ export interface ConsensusStatus {
   appliedIndex: number;
   /** Index of the newest durable state-machine snapshot (0: none). */
   snapshotIndex: number;
+  /**
+   * In a cluster: a leader is known and this replica has applied everything it knows committed (the
+   * health check's "ready"). A single node is always caught up once started.
+   */
+  caughtUp?: boolean;
 }
 
 export type AppliedListener<C, R> = (entry: LogEntry<C>, result: R) => void;
@@ -78,5 +83,25 @@ export class LogStoppedError extends Error {
   constructor() {
     super('the command log is stopped');
     this.name = 'LogStoppedError';
+  }
+}
+
+/** No leader was elected while the proposal waited: it was not appended anywhere. Retry shortly. */
+export class NoLeaderError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`no leader was elected within ${waitedMs} ms (an election is under way, or too few replicas are reachable); the command was not applied, retry shortly`);
+    this.name = 'NoLeaderError';
+  }
+}
+
+/**
+ * The command was handed to the replicated log but its fate is unknown (the leader went silent, or
+ * this replica stopped, before the entry was known committed). Retry with the same idempotency key,
+ * which applies it at most once.
+ */
+export class ReplicationOutcomeUnknownError extends Error {
+  constructor(reason: string) {
+    super(`${reason}: the command may or may not take effect; retry with the same idempotency key, which applies it at most once`);
+    this.name = 'ReplicationOutcomeUnknownError';
   }
 }

@@ -143,6 +143,62 @@ export class LogStorage<C> {
     this.lastIndexValue = lastIndex;
   }
 
+  /**
+   * Removes every entry from `index` on (a replica's uncommitted suffix that conflicts with its
+   * leader's log) and makes that durable before resolving, so that nothing appended after it can be
+   * followed, after a crash, by the entries it replaced. Later segments go first, newest first: a
+   * crash part-way leaves a prefix of the old log, which is what the replica had before (Raft
+   * resolves that conflict again). Rare, so it reads the segment to find the cut.
+   */
+  async truncateFrom(index: number): Promise<void> {
+    if (index > this.lastIndexValue) return;
+    const segments = this.listSegments();
+    const target = [...segments].reverse().find((s) => s.firstIndex <= index) ?? segments[0];
+    if (!target) throw new Error(`invariant: truncate from ${index} with no segments`);
+    if (index < target.firstIndex) throw new Error(`invariant: truncate from ${index}, before the log's first entry ${target.firstIndex}`);
+    const later = segments.filter((s) => s.firstIndex > target.firstIndex).reverse();
+    const tailIsLater = later.length > 0;
+    if (tailIsLater) await this.close();
+    for (const segment of later) rmSync(join(this.dir, segment.name));
+    if (tailIsLater) syncDir(this.dir);
+    const path = join(this.dir, target.name);
+    const bytes = readFileSync(path);
+    let offset = 0;
+    for (let at = target.firstIndex; at < index; at += 1) {
+      if (checkRecord(bytes, offset) !== null) throw new Error(`invariant: ${target.name} has no whole record for entry ${at} at byte ${offset}`);
+      offset += HEADER_BYTES + bytes.readUInt32LE(offset);
+    }
+    if (!this.handle) {
+      this.handle = await openAsync(path, 'r+');
+      this.segmentFirstIndex = target.firstIndex;
+    }
+    await this.handle.truncate(offset);
+    await this.handle.datasync();
+    this.segmentBytes = offset;
+    this.needsCutBack = false;
+    this.lastIndexValue = index - 1;
+  }
+
+  /**
+   * Drops the whole log so that it continues after `index` (a snapshot received from the leader
+   * replaced it; that snapshot is durable before this runs). The directory is swapped, not emptied
+   * file by file, so a crash leaves either the old log or the new, empty one.
+   */
+  async resetAfter(index: number): Promise<void> {
+    await this.close();
+    const old = `${this.dir}.old`;
+    rmSync(old, { recursive: true, force: true });
+    renameSync(this.dir, old);
+    syncDir(dirname(this.dir));
+    makeDurableDir(this.dir);
+    this.segmentFirstIndex = index + 1;
+    this.segmentBytes = 0;
+    this.needsCutBack = false;
+    this.lastIndexValue = index;
+    await this.openTail();
+    rmSync(old, { recursive: true, force: true });
+  }
+
   /** Deletes whole segments whose entries are all at or before `index` (covered by a durable snapshot). */
   compactThrough(index: number): void {
     const segments = this.listSegments();

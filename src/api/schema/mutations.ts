@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { LogOverloadedError, LogStoppedError, NotLeaderError } from '../../consensus/command-log';
+import { LogOverloadedError, LogStoppedError, NoLeaderError, NotLeaderError, ReplicationOutcomeUnknownError } from '../../consensus/command-log';
 import { OutcomeUnknownError, StorageWriteError } from '../../consensus/storage-errors';
 import type { BatchOperation, JsonObject, LedgerCommand } from '../../domain/commands';
 import type { ErrorCode } from '../../domain/errors';
@@ -247,6 +247,8 @@ async function run(ctx: ApiContext, command: LedgerCommand, successName: string,
   } catch (error) {
     if (error instanceof LogOverloadedError) throw new GraphQLError(error.message, { extensions: { code: 'OVERLOADED' } });
     if (error instanceof NotLeaderError) throw new GraphQLError(error.message, { extensions: { code: 'NOT_LEADER', leaderId: error.leaderId } });
+    if (error instanceof NoLeaderError) throw new GraphQLError(error.message, { extensions: { code: 'NO_LEADER', retryable: true } });
+    if (error instanceof ReplicationOutcomeUnknownError) throw new GraphQLError(error.message, { extensions: { code: 'OUTCOME_UNKNOWN', retryable: true } });
     if (error instanceof LogStoppedError) throw new GraphQLError('the ledger is shutting down; retry on another node or later', { extensions: { code: 'UNAVAILABLE' } });
     if (error instanceof StorageWriteError) throw new GraphQLError(error.message, { extensions: { code: 'STORAGE_UNAVAILABLE', retryable: true } });
     if (error instanceof OutcomeUnknownError) throw new GraphQLError(error.message, { extensions: { code: 'OUTCOME_UNKNOWN', retryable: true } });
