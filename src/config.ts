@@ -126,6 +126,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
   }
   const e = parsed.data;
   const cluster = clusterConfig(e.LEDGER_NODE_ID, e.LEDGER_PEERS, e.LEDGER_RAFT_PORT, e.LEDGER_CLUSTER_SECRET);
+  if (cluster && e.LEDGER_JWT_SECRET === undefined) {
+    // Each replica would otherwise make up its own, and a token would work on one replica only.
+    throw new ConfigError(['LEDGER_JWT_SECRET is required with LEDGER_PEERS (the same on every member, so that a token works on any replica)']);
+  }
   return {
     cluster,
     port: e.PORT,

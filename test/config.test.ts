@@ -55,13 +55,14 @@ describe('configuration', () => {
 describe('cluster configuration', () => {
   const secret = 'a-cluster-secret-of-at-least-32-characters';
   const peers = 'n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=[::1]:7003';
+  const jwt = 'a-jwt-secret-of-at-least-32-characters-long';
 
   it('is null without LEDGER_PEERS: the single-node log', () => {
     expect(loadConfig({}).cluster).toBeNull();
   });
 
   it('reads the members, this node among them, and defaults the Raft port to its own entry', () => {
-    const config = loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret });
+    const config = loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret, LEDGER_JWT_SECRET: jwt });
     expect(config.cluster).toEqual({
       peers: [
         { id: 'n1', host: '127.0.0.1', port: 7001 },
@@ -71,7 +72,7 @@ describe('cluster configuration', () => {
       raftPort: 7002,
       secret,
     });
-    expect(loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret, LEDGER_RAFT_PORT: '9002' }).cluster?.raftPort).toBe(9002);
+    expect(loadConfig({ LEDGER_NODE_ID: 'n2', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret, LEDGER_RAFT_PORT: '9002', LEDGER_JWT_SECRET: jwt }).cluster?.raftPort).toBe(9002);
   });
 
   it.each([
@@ -82,6 +83,7 @@ describe('cluster configuration', () => {
     [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n1=b:2,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /node id n1 is listed twice/],
     [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n2=b,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /"n2=b" is not id=host:port/],
     [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: 'n1=a:1,n2=b:70000,n3=c:3', LEDGER_CLUSTER_SECRET: secret }, /"n2=b:70000" is not id=host:port/],
+    [{ LEDGER_NODE_ID: 'n1', LEDGER_PEERS: peers, LEDGER_CLUSTER_SECRET: secret }, /LEDGER_JWT_SECRET is required with LEDGER_PEERS/],
     [{ LEDGER_RAFT_PORT: '7001' }, /LEDGER_RAFT_PORT set without LEDGER_PEERS/],
     [{ LEDGER_CLUSTER_SECRET: secret }, /LEDGER_CLUSTER_SECRET set without LEDGER_PEERS/],
   ])('refuses %j with a message naming the setting', (env, message) => {

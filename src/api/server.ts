@@ -110,10 +110,13 @@ export function createApiServer(options: ApiServerOptions): Server {
 
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if ((path === '/health' || path === '/health/ready' || path === '/health/live') && (req.method === 'GET' || req.method === 'HEAD')) {
+      // /health and /health/ready: 200 only when the node takes traffic; /health/live: 200 while the
+      // process serves at all (a restart is not the cure for a replica that is catching up).
       const health = options.health();
       const body = JSON.stringify(health);
-      res.writeHead(health.ready ? 200 : 503, { 'content-type': 'application/json; charset=utf-8' });
+      const ok = path === '/health/live' ? true : health.ready;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json; charset=utf-8' });
       res.end(body);
       return;
     }

@@ -1,10 +1,15 @@
 import { join } from 'node:path';
 import { type LogStorageOptions, type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
+import type { CommandLog } from '../consensus/command-log';
+import { RaftCommandLog, type RaftCommandLogOptions } from '../consensus/raft-command-log';
 import { SingleNodeLog } from '../consensus/single-node-log';
+import { TcpTransport } from '../consensus/transport/tcp-transport';
+import type { LedgerCommand } from '../domain/commands';
+import type { EntryResult } from '../domain/ledger';
 import type { LedgerConfig } from '../config';
 import type { ReadModelStore } from '../projections/read-model-store';
 import type { LedgerApi } from '../api/schema';
-import { POSITION_ZERO } from '../domain/position';
+import { POSITION_ZERO, parsePosition } from '../domain/position';
 import { FeedHub } from '../feeds/feed-hub';
 import { LedgerNode, LedgerStateMachine } from './ledger-node';
 import { type ReadModelStoreLocation, describeReadModelStore, openReadModelStore } from './read-model-stores';
@@ -31,10 +36,11 @@ export interface ComposeHooks {
   pipelineInThread?: boolean;
   /** Log storage test seams (the storage-fault harness). */
   logStorage?: LogStorageOptions;
+  /** Raft timing for tests (tick, election and heartbeat ticks, waits). */
+  raft?: Partial<Pick<RaftCommandLogOptions, 'tickMs' | 'electionTicks' | 'heartbeatTicks' | 'leaderWaitMs' | 'proposalTimeoutMs' | 'snapshotEveryEntries'>>;
 }
 
 export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = {}): Promise<ComposedLedger> {
-  if (config.cluster) throw new Error('LEDGER_PEERS is set, but this build runs only the single-node log: unset LEDGER_PEERS');
   const eventStoreFile = join(config.dataDir, 'events.sqlite');
   const readModelLocation: ReadModelStoreLocation = {
     readModelFile: join(config.dataDir, 'read-models.sqlite'),
@@ -54,14 +60,47 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   );
 
   const machine = new LedgerStateMachine(config.rules);
-  const log = new SingleNodeLog(machine, {
-    dir: join(config.dataDir, 'node'),
-    nodeId: config.nodeId,
-    onFatal: hooks.onFatal,
-    onError: hooks.onError,
-    storage: hooks.logStorage,
-  });
-  const node = new LedgerNode(machine, log, pipeline);
+  const logDir = join(config.dataDir, 'node');
+  const cluster = config.cluster;
+  let log: CommandLog<LedgerCommand, EntryResult> & { recoveredTornTail?: TornTail | null };
+  let logDescription: string;
+  if (cluster) {
+    const transport = new TcpTransport({
+      nodeId: config.nodeId,
+      listenPort: cluster.raftPort,
+      secret: cluster.secret,
+      peers: cluster.peers,
+      // A snapshot sent to a lagging replica travels in one frame.
+      maxFrameBytes: 256 * 1024 * 1024,
+    });
+    log = new RaftCommandLog(machine, {
+      dir: logDir,
+      nodeId: config.nodeId,
+      peers: cluster.peers.map((p) => p.id),
+      transport,
+      // Entries whose events reached this replica's own event store were committed, whatever the hard
+      // state says. Not so with a shared store: the others' events say nothing about this log's entries.
+      committedAtLeast: config.eventStoreUrl ? undefined : () => (pipeline.storedPosition ? parsePosition(pipeline.storedPosition).index : 0),
+      onFatal: hooks.onFatal,
+      onError: hooks.onError,
+      ...hooks.raft,
+    });
+    logDescription =
+      `command log: Raft replica ${config.nodeId} of ${cluster.peers.map((p) => `${p.id}=${p.host}:${p.port}`).join(', ')}; ` +
+      `listening for replicas on port ${cluster.raftPort}; durable at ${logDir}`;
+  } else {
+    log = new SingleNodeLog(machine, {
+      dir: logDir,
+      nodeId: config.nodeId,
+      onFatal: hooks.onFatal,
+      onError: hooks.onError,
+      storage: hooks.logStorage,
+    });
+    logDescription = `command log: single node, durable at ${logDir}`;
+  }
+  // With one EventStoreDB for the cluster every replica publishes its applied events; the stream's
+  // expected revision makes that exactly once (a conflict re-reads the stream and skips what is there).
+  const node = new LedgerNode(machine, log, pipeline, { eventStoreShared: cluster !== null && config.eventStoreUrl !== null });
   const feeds = new FeedHub();
   // Registered before start, so that the head also covers the entries replayed from the log.
   log.onApplied((_entry, result) => feeds.ingest(result.events));
@@ -91,7 +130,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     readModels,
     feeds,
     describeStores: () => [
-      `command log: single node, durable at ${join(config.dataDir, 'node')}`,
+      logDescription,
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
       describeReadModelStore(readModelLocation),
       'event pipeline (event store appends, projections): worker thread',
@@ -106,7 +145,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
 }
 
 /** What recovery had to do, so that nothing is cut silently. */
-function startupNotes(log: { recoveredTornTail: TornTail | null }): string[] {
+function startupNotes(log: { recoveredTornTail?: TornTail | null }): string[] {
   const torn = log.recoveredTornTail;
   if (!torn) return [];
   return [

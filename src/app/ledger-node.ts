@@ -43,6 +43,12 @@ export interface LedgerNodeOptions {
   publishBacklogEventsMax?: number;
   /** Retry a tick this long after the log was busy when a hold fell due. */
   tickRetryMs?: number;
+  /**
+   * The event store is shared with other replicas (one EventStoreDB for a cluster): it may hold
+   * events this replica has not applied yet, published by the others, so being ahead of this
+   * replica's log is no sign of loss.
+   */
+  eventStoreShared?: boolean;
 }
 
 /**
@@ -100,7 +106,7 @@ export class LedgerNode {
     const stored = this.pipeline.storedPosition;
     const logLast = this.machine.lastEventPosition;
     const { commitIndex, snapshotIndex } = this.log.status();
-    if (stored !== null && (logLast === null || stored > logLast)) {
+    if (!this.options.eventStoreShared && stored !== null && (logLast === null || stored > logLast)) {
       throw new StoresDisagreeError(
         `the event store holds events up to position ${stored} (log index ${parsePosition(stored).index}), but the command log ends at index ${commitIndex}` +
           ` (its last event is at ${logLast ?? 'nothing'}): the log lost acknowledged entries`,

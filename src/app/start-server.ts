@@ -34,8 +34,19 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
     corsOrigins: config.corsOrigins,
     health: () => {
+      // Live: the process serves. Ready: it also takes traffic (in a cluster, once a leader is known
+      // and this replica has applied what it knows committed).
       const status = ledger.node.status();
-      return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
+      return {
+        live: true,
+        ready: ready && status.caughtUp !== false,
+        nodeId: status.nodeId,
+        role: status.role,
+        leaderId: status.leaderId,
+        term: status.term,
+        appliedIndex: status.appliedIndex,
+        commitIndex: status.commitIndex,
+      };
     },
   });
   const feeds = attachFeedServer({
