@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { type LogStorageOptions, type TornTail, makeDurableDir, syncDir } from '../consensus/log-storage';
 import type { CommandLog } from '../consensus/command-log';
@@ -121,6 +122,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     waitForPosition: (position, timeoutMs) => pipeline.waitForPosition(position, timeoutMs),
     atLeastWaitsPerRequestMax: config.atLeastWaitsPerRequestMax,
     consensusStatus: () => node.status(),
+    stateHash: () => createHash('sha256').update(JSON.stringify(machine.snapshot())).digest('hex'),
     projectionStatus: () => pipeline.projectionStatus(),
   };
 

@@ -20,6 +20,8 @@ export interface LedgerApi {
   atLeastWaitsPerRequestMax?: number;
   consensusStatus(): ConsensusStatus;
   projectionStatus(): ProjectionStatusReport[];
+  /** SHA-256 of this node's ledger state as of its applied index: equal on replicas at the same index. */
+  stateHash?(): string;
 }
 
 export type TransactionShape = TransactionRecord & { position: string };

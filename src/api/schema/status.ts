@@ -11,7 +11,7 @@ export function registerStatus(builder: Builder): void {
       lagMs: t.exposeInt('lagMs', { nullable: true }),
     }),
   });
-  const LedgerStatus = builder.objectRef<{ consensus: ConsensusStatus; projections: ProjectionStatusReport[] }>('LedgerStatus').implement({
+  const LedgerStatus = builder.objectRef<{ consensus: ConsensusStatus; projections: ProjectionStatusReport[]; stateHash: () => string | null }>('LedgerStatus').implement({
     fields: (t) => ({
       nodeId: t.string({ resolve: (s) => s.consensus.nodeId }),
       role: t.string({ description: 'LEADER, FOLLOWER, CANDIDATE or STANDALONE', resolve: (s) => s.consensus.role }),
@@ -20,6 +20,12 @@ export function registerStatus(builder: Builder): void {
       commitIndex: t.string({ resolve: (s) => String(s.consensus.commitIndex) }),
       appliedIndex: t.string({ resolve: (s) => String(s.consensus.appliedIndex) }),
       projections: t.field({ type: [ProjectionStatus], resolve: (s) => s.projections }),
+      stateHash: t.string({
+        nullable: true,
+        description:
+          'SHA-256 of the ledger state as of appliedIndex (read in the same request): replicas at the same appliedIndex must agree. Costs one pass over the state.',
+        resolve: (s) => s.stateHash(),
+      }),
     }),
   });
 
@@ -27,7 +33,14 @@ export function registerStatus(builder: Builder): void {
     ledger: t.field({
       type: LedgerStatus,
       authScopes: ANALYSTS,
-      resolve: (_root, _args, ctx) => ({ consensus: ctx.ledger.consensusStatus(), projections: ctx.ledger.projectionStatus() }),
+      resolve: (_root, _args, ctx) => {
+        // The hash is computed only when asked for (it costs a pass over the state). The fields resolve
+        // within one run of microtasks, and entries are applied only after I/O, so it matches appliedIndex.
+        const consensus = ctx.ledger.consensusStatus();
+        let hash: string | null | undefined;
+        const stateHash = (): string | null => (hash === undefined ? (hash = ctx.ledger.stateHash?.() ?? null) : hash);
+        return { consensus, projections: ctx.ledger.projectionStatus(), stateHash };
+      },
     }),
   }));
 }
