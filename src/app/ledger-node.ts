@@ -1,9 +1,10 @@
 import type { CommandLog, ConsensusStatus, LogEntry, StateMachine } from '../consensus/command-log';
 import { LogOverloadedError } from '../consensus/command-log';
-import type { LedgerCommand } from '../domain/commands';
+import type { BatchOperation, LedgerCommand } from '../domain/commands';
 import { type CommandOutcome, type EntryResult, LedgerMachine, type LedgerSnapshot } from '../domain/ledger';
 import type { Rejection } from '../domain/errors';
 import type { LedgerRules } from '../domain/rules';
+import { batchSizeRejection } from '../domain/validate-command';
 import { StoresDisagreeError } from '../consensus/storage-errors';
 import { parsePosition } from '../domain/position';
 import type { EventPipeline } from './event-pipeline';
@@ -142,6 +143,17 @@ export class LedgerNode {
       if (!writable || status.appliedIndex < status.commitIndex) return null;
     }
     return refusal.rejection;
+  }
+
+  /**
+   * The decider's refusal of a batch of this many operations on its size alone, or null: what the
+   * API answers before it coerces that many operations (src/api/batch-size.ts).
+   */
+  batchSizeRefusal(operationCount: number, idempotencyKey: string | undefined): Rejection | null {
+    if (batchSizeRejection(operationCount, this.machine.ledger.rules) === null) return null;
+    // Holes: the size is refused before any operation is looked at.
+    const operations: BatchOperation[] = new Array<BatchOperation>(operationCount);
+    return this.refusalBeforeLog({ type: 'ExecuteBatch', input: { operations }, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) });
   }
 
   status(): ConsensusStatus {

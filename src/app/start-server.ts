@@ -33,6 +33,7 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     production: config.production,
     tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
     corsOrigins: config.corsOrigins,
+    batchSizeRefusal: (operationCount, idempotencyKey) => ledger.node.batchSizeRefusal(operationCount, idempotencyKey),
     health: () => {
       const status = ledger.node.status();
       return { ready, nodeId: status.nodeId, role: status.role, appliedIndex: status.appliedIndex, commitIndex: status.commitIndex };
