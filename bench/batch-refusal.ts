@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/batch-refusal.ts`: how long an oversized executeBatch takes to be refused (issue 8).
+ * `npm run bench:batch-refusal`: how long an oversized executeBatch takes to be refused (issue 8).
  *
  * Starts the real ledger server in this process (temp data folder) and sends, as a new user would,
  * executeBatch requests of BATCH_REFUSAL_SIZES operations (default 1001, 10000, 100000 valid
