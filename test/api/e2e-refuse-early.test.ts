@@ -67,6 +67,21 @@ describe('a batch over the size limit', () => {
     expect(result).toMatchObject({ code: 'VALIDATION', message: 'a batch takes at most 1000 operations, got 100000' });
   });
 
+  it('is refused in every field it reaches, through aliases and fragments', async () => {
+    const query = `mutation ($input: BatchInput!) { a: executeBatch(input: $input) { ${BATCH_ERROR_FIELDS} } ...B }
+      fragment B on Mutation { b: executeBatch(input: $input) { ${BATCH_ERROR_FIELDS} } }`;
+    const before = logIndexes();
+    const res = await ledger.gql(query, { input: { operations: deposits(100_000) } }, ['teller']);
+    const refusal = { __typename: 'ValidationError', code: 'VALIDATION', message: 'a batch takes at most 1000 operations, got 100000' };
+    expect(res.body).toEqual({ data: { a: refusal, b: refusal } });
+    expect(logIndexes()).toEqual(before);
+  });
+
+  it('is still refused to a role that may not write, as before', async () => {
+    const res = await ledger.gql(BATCH, { input: { operations: deposits(1001) } }, ['analyst']);
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
   it('of exactly 1000 valid operations is still written and applied', async () => {
     const before = logIndexes().commitIndex;
     const res = await ledger.gql(BATCH, { input: { operations: deposits(1000) } }, ['teller']);
