@@ -5,6 +5,7 @@ import DataLoader from 'dataloader';
 import type { GraphQLSchema } from 'graphql';
 import { type Plugin, createYoga } from 'graphql-yoga';
 import { useAcceptCheck } from './accept';
+import { type BatchSizeRefusal, useBatchSizeBeforeCoercion } from './batch-size';
 import { type AuthOptions, type Principal, authenticate } from './auth';
 import { useAllowedOrigins } from './cors';
 import { useExactJsonNumbers } from './exact-json';
@@ -24,6 +25,8 @@ export interface ApiServerOptions {
   tokenLifetimeMaxSeconds?: number;
   /** Origins that get CORS headers; none by default (same-origin pages need none). */
   corsOrigins?: readonly string[];
+  /** Refuses an oversized executeBatch before its operations are coerced; none: they are coerced first. */
+  batchSizeRefusal?: BatchSizeRefusal;
 }
 
 /** Request limits shared by the ledger and the benchmark's guarded ceiling. */
@@ -99,6 +102,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       // After authentication: a request without a valid token is told so first.
       useAcceptCheck(),
       ...armorPlugins(),
+      ...(options.batchSizeRefusal ? [useBatchSizeBeforeCoercion(options.batchSizeRefusal)] : []),
       ...(options.production ? [useDisableIntrospection()] : []),
     ],
     context: ({ request }): ApiContext => ({

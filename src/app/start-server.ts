@@ -33,6 +33,7 @@ export async function startLedgerServer(config: LedgerConfig, hooks: ComposeHook
     production: config.production,
     tokenLifetimeMaxSeconds: config.tokenLifetimeMaxSeconds,
     corsOrigins: config.corsOrigins,
+    batchSizeRefusal: (operationCount, idempotencyKey) => ledger.node.batchSizeRefusal(operationCount, idempotencyKey),
     health: () => {
       // Live: the process serves. Ready: it also takes traffic (in a cluster, once a leader is known
       // and this replica has applied what it knows committed).

@@ -1,6 +1,7 @@
 /**
  * Commands as they travel through the command log. Plain JSON: amounts are digit strings,
- * metadata a JSON object. Shape is checked at the API edge; every ledger rule is the decider's.
+ * metadata a JSON object. Shape is checked at the API edge; every ledger rule is the decider's, and
+ * those that need no state (validate-command.ts) are also checked before a command is proposed.
  */
 export type JsonObject = { [key: string]: unknown };
 

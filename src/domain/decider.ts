@@ -12,9 +12,9 @@ import type {
 import { type Rejection, reject } from './errors';
 import type { AccountRecord, IdempotencyRecord, LedgerEvent, TransactionKind, TransactionRecord } from './events';
 import { fingerprintOfCanonical } from './idempotency';
-import { INT64_MAX, INT64_MIN, parseAmount } from './money';
+import { INT64_MAX, INT64_MIN } from './money';
 import { formatPosition } from './position';
-import { ACCOUNT_ID_PATTERN, CURRENCY_PATTERN, DEFAULT_CURRENCY, type LedgerRules } from './rules';
+import type { LedgerRules } from './rules';
 import {
   type AccountState,
   Draft,
@@ -27,6 +27,17 @@ import {
   transactionId,
   transactionSeqOf,
 } from './state';
+import {
+  batchFailed,
+  checkAccountMovement,
+  batchOperationShapeRejection,
+  batchSizeRejection,
+  checkOpenAccount,
+  checkTransactionRef,
+  checkTransfer,
+  idempotencyKeyRejection,
+  transactionNotFound,
+} from './validate-command';
 
 /**
  * The banking aggregate as a Decider over the whole ledger:
@@ -58,9 +69,8 @@ export function decide(command: LedgerCommand, state: LedgerView, ctx: DecisionC
 
   if (command.idempotencyKey !== undefined) {
     const key = command.idempotencyKey;
-    if (key.length === 0 || key.length > ctx.rules.idempotencyKeyLengthMax) {
-      return { kind: 'rejected', rejection: reject('VALIDATION', `idempotencyKey must be 1 to ${ctx.rules.idempotencyKeyLengthMax} characters`) };
-    }
+    const keyRejection = idempotencyKeyRejection(key, ctx.rules);
+    if (keyRejection) return { kind: 'rejected', rejection: keyRejection };
     const previous = state.idempotency(key);
     if (previous && previous.recordedAtMs >= ctx.envelope.timestampMs - ctx.rules.idempotencyRetentionMs) {
       if (previous.fingerprint === fingerprintOf(command)) return { kind: 'replayed', record: previous };
@@ -114,45 +124,31 @@ function decideOperation(command: Exclude<LedgerCommand, { type: 'Tick' }>, draf
 }
 
 function batch(draft: Draft, events: LedgerEvent[], operations: BatchOperation[], ctx: DecisionContext): Step {
-  if (!Array.isArray(operations) || operations.length === 0) return fail(reject('VALIDATION', 'a batch needs at least one operation'));
-  if (operations.length > ctx.rules.batchOperationsMax) {
-    return fail(reject('VALIDATION', `a batch takes at most ${ctx.rules.batchOperationsMax} operations, got ${operations.length}`));
-  }
+  const size = batchSizeRejection(Array.isArray(operations) ? operations.length : 0, ctx.rules);
+  if (size) return fail(size);
+  // Each operation is checked and decided before the next is looked at: a batch fails where its
+  // operations, run one by one, would first fail (test/domain/properties.test.ts).
   for (let index = 0; index < operations.length; index += 1) {
     const step = batchOperation(draft, events, operations[index]!, ctx);
-    if (!step.ok) {
-      const cause = step.rejection;
-      return fail({ code: 'BATCH_FAILED', message: `operation ${index} failed: ${cause.message}`, index, cause });
-    }
+    if (!step.ok) return fail(batchFailed(index, step.rejection));
   }
   return OK;
 }
 
 function batchOperation(draft: Draft, events: LedgerEvent[], operation: BatchOperation, ctx: DecisionContext): Step {
-  const keys = operation && typeof operation === 'object' ? Object.keys(operation).filter((k) => (operation as Record<string, unknown>)[k] != null) : [];
-  if (keys.length !== 1) return fail(reject('VALIDATION', 'each batch operation sets exactly one of openAccount, deposit, withdraw, transfer'));
-  const input = (operation as Record<string, unknown>)[keys[0]!] as Record<string, unknown>;
-  if (input.idempotencyKey != null) {
-    return fail(reject('VALIDATION', 'idempotencyKey belongs on the batch, not on its operations'));
-  }
+  const shape = batchOperationShapeRejection(operation);
+  if (shape) return fail(shape);
   if ('openAccount' in operation && operation.openAccount) return openAccount(draft, events, operation.openAccount, ctx);
   if ('deposit' in operation && operation.deposit) return deposit(draft, events, operation.deposit, ctx);
   if ('withdraw' in operation && operation.withdraw) return withdraw(draft, events, operation.withdraw, ctx);
   if ('transfer' in operation && operation.transfer) return transfer(draft, events, operation.transfer, ctx);
-  return fail(reject('VALIDATION', `unknown batch operation "${keys[0]}"`));
+  throw new Error('invariant: batchOperationShapeRejection let through an operation that sets none of openAccount, deposit, withdraw, transfer');
 }
 
 function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInput, ctx: DecisionContext): Step {
-  const idCheck = checkAccountId(input.id, 'id');
-  if (!idCheck.ok) return idCheck;
-  const currency = input.currency ?? DEFAULT_CURRENCY;
-  if (typeof currency !== 'string' || !CURRENCY_PATTERN.test(currency)) return fail(reject('VALIDATION', `currency must be 3 upper-case letters, got "${String(currency)}"`));
-  const initial = checkNonNegative(input.initialBalance ?? '0', 'initialBalance');
-  if (!initial.ok) return initial;
-  const overdraft = checkNonNegative(input.overdraftLimit ?? '0', 'overdraftLimit');
-  if (!overdraft.ok) return overdraft;
-  const metadata = checkMetadata(input.metadata, ctx);
-  if (!metadata.ok) return metadata;
+  const own = checkOpenAccount(input, ctx.rules);
+  if (!own.ok) return own;
+  const { currency } = own;
   if (draft.account(input.id)) return fail(reject('ACCOUNT_ALREADY_EXISTS', `account "${input.id}" already exists`));
 
   const now = ctx.envelope.timestampMs;
@@ -161,18 +157,18 @@ function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInpu
     currency,
     balance: 0n,
     availableBalance: 0n,
-    overdraftLimit: overdraft.value,
+    overdraftLimit: own.overdraftLimit,
     createdAtMs: now,
     lastTransactionAtMs: null,
     transactionCount: 0,
     metadata: input.metadata ?? null,
   };
   emit(draft, events, { type: 'AccountOpened', data: { account: accountToRecord(account) } });
-  if (initial.value > 0n) {
+  if (own.initialBalance > 0n) {
     // Every unit in the ledger traces to a transaction: an opening balance is a settled deposit.
     recordTransaction(draft, events, ctx, {
       kind: 'DEPOSIT',
-      amount: initial.value,
+      amount: own.initialBalance,
       currency,
       from: null,
       to: account.id,
@@ -186,10 +182,8 @@ function openAccount(draft: Draft, events: LedgerEvent[], input: OpenAccountInpu
 }
 
 function deposit(draft: Draft, events: LedgerEvent[], input: DepositInput, ctx: DecisionContext): Step {
-  const common = checkMovement(input, ctx);
+  const common = checkAccountMovement(input, ctx.rules);
   if (!common.ok) return common;
-  const idCheck = checkAccountId(input.accountId, 'accountId');
-  if (!idCheck.ok) return idCheck;
   const account = draft.account(input.accountId);
   if (!account) return fail(notFound(input.accountId));
   if (!input.pending) {
@@ -211,10 +205,8 @@ function deposit(draft: Draft, events: LedgerEvent[], input: DepositInput, ctx: 
 }
 
 function withdraw(draft: Draft, events: LedgerEvent[], input: WithdrawInput, ctx: DecisionContext): Step {
-  const common = checkMovement(input, ctx);
+  const common = checkAccountMovement(input, ctx.rules);
   if (!common.ok) return common;
-  const idCheck = checkAccountId(input.accountId, 'accountId');
-  if (!idCheck.ok) return idCheck;
   const account = draft.account(input.accountId);
   if (!account) return fail(notFound(input.accountId));
   const funds = checkDebit(account, common.amount);
@@ -234,15 +226,8 @@ function withdraw(draft: Draft, events: LedgerEvent[], input: WithdrawInput, ctx
 }
 
 function transfer(draft: Draft, events: LedgerEvent[], input: TransferInput, ctx: DecisionContext): Step {
-  const common = checkMovement(input, ctx);
+  const common = checkTransfer(input, ctx.rules);
   if (!common.ok) return common;
-  const fromCheck = checkAccountId(input.fromAccountId, 'fromAccountId');
-  if (!fromCheck.ok) return fromCheck;
-  const toCheck = checkAccountId(input.toAccountId, 'toAccountId');
-  if (!toCheck.ok) return toCheck;
-  if (input.fromAccountId === input.toAccountId) {
-    return fail(reject('SAME_ACCOUNT', `a transfer needs two different accounts, got "${input.fromAccountId}" twice`));
-  }
   const from = draft.account(input.fromAccountId);
   if (!from) return fail(notFound(input.fromAccountId));
   const to = draft.account(input.toAccountId);
@@ -271,10 +256,9 @@ function transfer(draft: Draft, events: LedgerEvent[], input: TransferInput, ctx
 }
 
 function settleOrCancel(draft: Draft, events: LedgerEvent[], input: TransactionRefInput, outcome: 'SETTLED' | 'CANCELLED', ctx: DecisionContext): Step {
-  const seq = typeof input.transactionId === 'string' ? transactionSeqOf(input.transactionId) : null;
-  if (seq === null || seq > draft.transactionSeq) {
-    return fail(reject('TRANSACTION_NOT_FOUND', `transaction "${String(input.transactionId)}" does not exist`));
-  }
+  const own = checkTransactionRef(input);
+  if (!own.ok) return own;
+  if (transactionSeqOf(input.transactionId)! > draft.transactionSeq) return fail(transactionNotFound(input.transactionId));
   const hold = draft.hold(input.transactionId);
   if (!hold) {
     const verb = outcome === 'SETTLED' ? 'settled' : 'cancelled';
@@ -424,55 +408,7 @@ function evolveInto(state: MutableLedger, event: Exclude<LedgerEvent, { type: 'I
   }
 }
 
-// ---- checks ---------------------------------------------------------------------------------
-
-type AmountStep = { ok: true; amount: bigint } | { ok: false; rejection: Rejection };
-
-function checkMovement(input: DepositInput | WithdrawInput | TransferInput, ctx: DecisionContext): AmountStep {
-  const parsed = parseAmount(input.amount);
-  if (!parsed.ok) return { ok: false, rejection: reject('VALIDATION', `amount ${parsed.reason}`) };
-  if (parsed.value <= 0n) return { ok: false, rejection: reject('VALIDATION', `amount must be greater than 0, got ${parsed.value}`) };
-  if (parsed.value > ctx.rules.amountMaxMinor) {
-    return { ok: false, rejection: reject('AMOUNT_LIMIT_EXCEEDED', `amount ${parsed.value} exceeds the limit of ${ctx.rules.amountMaxMinor} minor units`) };
-  }
-  if (input.holdTimeoutSeconds != null) {
-    if (!input.pending) return { ok: false, rejection: reject('VALIDATION', 'holdTimeoutSeconds applies only to a pending transaction') };
-    if (!Number.isInteger(input.holdTimeoutSeconds) || input.holdTimeoutSeconds < 1 || input.holdTimeoutSeconds > ctx.rules.holdTimeoutSecondsMax) {
-      return { ok: false, rejection: reject('VALIDATION', `holdTimeoutSeconds must be an integer from 1 to ${ctx.rules.holdTimeoutSecondsMax}`) };
-    }
-  }
-  if (input.description != null && (typeof input.description !== 'string' || input.description.length > ctx.rules.descriptionLengthMax)) {
-    return { ok: false, rejection: reject('VALIDATION', `description must be at most ${ctx.rules.descriptionLengthMax} characters`) };
-  }
-  const metadata = checkMetadata(input.metadata, ctx);
-  if (!metadata.ok) return metadata;
-  return { ok: true, amount: parsed.value };
-}
-
-function checkNonNegative(value: string, field: string): { ok: true; value: bigint } | { ok: false; rejection: Rejection } {
-  const parsed = parseAmount(value);
-  if (!parsed.ok) return { ok: false, rejection: reject('VALIDATION', `${field} ${parsed.reason}`) };
-  if (parsed.value < 0n) return { ok: false, rejection: reject('VALIDATION', `${field} must be at least 0, got ${parsed.value}`) };
-  if (parsed.value > INT64_MAX) return { ok: false, rejection: reject('AMOUNT_LIMIT_EXCEEDED', `${field} exceeds ${INT64_MAX}`) };
-  return { ok: true, value: parsed.value };
-}
-
-function checkAccountId(id: unknown, field: string): Step {
-  if (typeof id !== 'string' || !ACCOUNT_ID_PATTERN.test(id)) {
-    return fail(reject('VALIDATION', `${field} must be 1 to 50 characters of A-Z a-z 0-9 _ -, got "${String(id).slice(0, 60)}"`));
-  }
-  return OK;
-}
-
-function checkMetadata(metadata: JsonObject | null | undefined, ctx: DecisionContext): Step {
-  if (metadata == null) return OK;
-  if (typeof metadata !== 'object' || Array.isArray(metadata)) return fail(reject('VALIDATION', 'metadata must be a JSON object'));
-  const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
-  if (bytes > ctx.rules.metadataBytesMax) {
-    return fail(reject('VALIDATION', `metadata must be at most ${ctx.rules.metadataBytesMax} bytes serialized, got ${bytes}`));
-  }
-  return OK;
-}
+// ---- stateful checks (the stateless ones are in validate-command.ts) -----------------------
 
 /** The available balance may not fall below minus the overdraft limit. */
 function checkDebit(account: AccountState, amount: bigint): Step {

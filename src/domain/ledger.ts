@@ -6,6 +6,7 @@ import { ReadRecorder, RecordedView, upcastIdempotencyRecordV1 } from './idempot
 import { EVENTS_PER_ENTRY_MAX, formatPosition } from './position';
 import type { LedgerRules } from './rules';
 import { type HoldState, LedgerState, accountFromRecord, accountToRecord, holdFromRecord } from './state';
+import { idempotencyKeyRejection, validateCommand } from './validate-command';
 
 /** An event with its place in the ledger's one ordering. */
 export interface PositionedEvent {
@@ -111,6 +112,34 @@ export class LedgerMachine {
     return buildOutcome(command, own, own.at(-1)?.position ?? null);
   }
 
+  /**
+   * The rejection the decider would give this command, found without deciding it in a log entry,
+   * or null when only the log may answer. `readsState` is false when the answer is the same whatever
+   * the ledger holds (no idempotency key, and in a batch the first operation is the one at fault or
+   * its size is): then any node may give it. Otherwise the decider confirmed it against the state
+   * as of the last applied entry: a refusal changes nothing, so that answer is as true as a read,
+   * on a node whose state holds every acknowledged entry.
+   * Pure; the command is never applied.
+   */
+  refusalBeforeLog(command: LedgerCommand): { rejection: Rejection; readsState: boolean } | null {
+    if (command.type === 'Tick') return null;
+    // The key's own length is checked before its record is read; a batch's size and its first
+    // operation before anything else is decided.
+    const keyRejection = idempotencyKeyRejection(command.idempotencyKey, this.rules);
+    if (keyRejection) return { rejection: keyRejection, readsState: false };
+    const stateless = validateCommand(command, this.rules);
+    if (stateless === null) return null;
+    const keyed = command.idempotencyKey !== undefined;
+    const laterOperation = stateless.code === 'BATCH_FAILED' && stateless.index !== 0;
+    if (!keyed && !laterOperation) return { rejection: stateless, readsState: false };
+    // The decider reads the key's record first, and decides a batch's earlier operations against
+    // the state before it checks the one at fault: ask it, as of the last applied entry.
+    const envelope = { index: this.appliedIndexValue + 1, timestampMs: this.lastTimestampMs };
+    const decision = decide(command, this.state, { envelope, rules: this.rules });
+    if (decision.kind !== 'rejected' || !sameRejection(decision.rejection, stateless)) return null;
+    return { rejection: decision.rejection, readsState: true };
+  }
+
   /** The earliest deadline among pending holds, so the node can propose a tick when it falls due. */
   nextHoldDeadlineMs(): number | null {
     return this.state.nextDeadlineMs();
@@ -163,6 +192,12 @@ export type LedgerSnapshotV1 = Omit<LedgerSnapshot, 'version' | 'idempotencyKeys
   version: 1;
   idempotencyKeys: Array<{ key: string; fingerprint: string; recordedAtMs: number; outcome: SuccessOutcome }>;
 };
+
+function sameRejection(a: Rejection, b: Rejection): boolean {
+  if (a.code !== b.code || a.message !== b.message || a.index !== b.index) return false;
+  if (a.cause === undefined || b.cause === undefined) return a.cause === b.cause;
+  return sameRejection(a.cause, b.cause);
+}
 
 /** The success payload of a command, from the events it produced. */
 function buildOutcome(command: LedgerCommand, own: PositionedEvent[], lastPosition: string | null): SuccessOutcome {

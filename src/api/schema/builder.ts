@@ -1,10 +1,11 @@
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import type DataLoader from 'dataloader';
-import { GraphQLError } from 'graphql';
+import { type FieldNode, GraphQLError } from 'graphql';
 import type { ConsensusStatus } from '../../consensus/command-log';
 import type { JsonObject, LedgerCommand } from '../../domain/commands';
 import type { AccountRecord, TransactionRecord } from '../../domain/events';
+import type { Rejection } from '../../domain/errors';
 import type { CommandOutcome } from '../../domain/ledger';
 import type { ProjectionStatusReport } from '../../projections/projection-runner';
 import type { ReadModelStore } from '../../projections/read-model-store';
@@ -33,6 +34,8 @@ export interface ApiContext {
     accounts: DataLoader<string, AccountRecord | null>;
     transactions: DataLoader<string, TransactionShape | null>;
   };
+  /** executeBatch fields refused on their size before their operations were coerced (../batch-size.ts). */
+  refusedBatches?: Map<FieldNode, Rejection>;
 }
 
 export interface SchemaTypes {

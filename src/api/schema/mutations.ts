@@ -192,7 +192,9 @@ export function registerMutations(builder: Builder, errorTypes: Record<ErrorCode
       type: BatchResult,
       authScopes: TELLERS,
       args: { input: t.arg({ type: BatchInput, required: true }) },
-      resolve: (_root, { input }, ctx) => {
+      resolve: (_root, { input }, ctx, info) => {
+        const refused = ctx.refusedBatches?.get(info.fieldNodes[0]!);
+        if (refused) return answer({ ok: false, rejection: refused }, 'BatchSuccess', allowed.BatchResult);
         const operations = input.operations.map(batchOperation);
         return run(ctx, { type: 'ExecuteBatch', input: { operations }, ...key(input.idempotencyKey) }, 'BatchSuccess', allowed.BatchResult);
       },
@@ -254,6 +256,11 @@ async function run(ctx: ApiContext, command: LedgerCommand, successName: string,
     if (error instanceof OutcomeUnknownError) throw new GraphQLError(error.message, { extensions: { code: 'OUTCOME_UNKNOWN', retryable: true } });
     throw error;
   }
+  return answer(outcome, successName, allowedCodes);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function answer(outcome: CommandOutcome, successName: string, allowedCodes: ErrorCode[]): any {
   if (!outcome.ok) {
     const shape = errorShape(outcome.rejection);
     if (!allowedCodes.includes(shape.code)) {
