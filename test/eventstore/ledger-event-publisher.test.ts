@@ -109,6 +109,29 @@ describe('LedgerEventPublisher', () => {
     expect((await store.readStream(LEDGER_STREAM)).length).toBe(entries.flatMap((e) => e.result.events).length);
   });
 
+  it('three replicas publishing the same applied entries into one shared store, interleaved, store every event exactly once in log order', async () => {
+    // A cluster on one EventStoreDB: every replica publishes what it applies, at its own pace.
+    const many = [open('a', '1000'), open('b'), ...Array.from({ length: 40 }, (_, i) => deposit(i % 2 ? 'a' : 'b', String(i + 1)))];
+    const entries = entriesOf(many);
+    const publishers = [0, 1, 2].map(() => new LedgerEventPublisher(store, { retryDelayMs: 1 }));
+    for (const p of publishers) await p.start();
+    const next = [0, 0, 0];
+    // Round-robin bursts of different sizes, so each replica runs ahead of and behind the others.
+    while (next.some((n) => n < entries.length)) {
+      for (const [r, p] of publishers.entries()) {
+        const burst = r + 1 + (next[r]! % 3);
+        for (const e of entries.slice(next[r], next[r]! + burst)) p.enqueue(e.index, e.timestampMs, e.result.events);
+        next[r] = Math.min(entries.length, next[r]! + burst);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    await Promise.all(publishers.map((p) => p.flush()));
+    const stored = await store.readStream(LEDGER_STREAM);
+    const expected = entries.flatMap((e) => e.result.events);
+    expect(stored.map((e) => e.metadata.position)).toEqual(expected.map((e) => e.position));
+    expect(new Set(stored.map((e) => e.id)).size).toBe(stored.length);
+  });
+
   it('refuses entries out of log order', async () => {
     const publisher = new LedgerEventPublisher(store);
     await publisher.start();
