@@ -443,6 +443,26 @@ export interface ClusterRun {
   /** Failed responses over the allowance: the figures are not valid. */
   invalid: string | null;
   readModelCatchUpMs?: number;
+  /** Cluster runs: every leader (term) the replicas' /health named during the run, polled every 250 ms. */
+  leadersSeen?: string[];
+}
+
+/** Polls every replica's /health until stopped: which leaders and terms the run saw (an election under load shows here). */
+function watchLeadership(origins: string[]): () => Promise<string[]> {
+  const seen = new Set<string>();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const healths = await Promise.all(origins.map(health));
+      for (const h of healths) if (h && h.body.nodeId) seen.add(`${h.body.leaderId ?? 'none'} (term ${h.body.term})`);
+      await sleep(250);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return [...seen].sort();
+  };
 }
 
 async function measure(label: string, origins: string[], pids: Array<number | undefined>, token: string | null, workload: Workload, connections: number): Promise<ClusterRun> {
@@ -760,7 +780,10 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
       ['cluster batch of 1,000, load on the leader', [leader.origin], { kind: 'batch', transfersPerBatch: 1000 }, BATCH_CONNECTIONS],
     ];
     for (const [label, origins, workload, connections] of plan) {
+      const stopWatching = watchLeadership(all);
       const run = await measure(label, origins, pids(), token, workload, connections);
+      run.leadersSeen = await stopWatching();
+      console.log(`    leader (term) named by the replicas during the run: ${run.leadersSeen.join(', ')}`);
       run.readModelCatchUpMs = await waitForReadModels([leader.origin, ...all.filter((o) => o !== leader.origin)], token);
       console.log(`    read models of all 3 replicas caught up ${fmt(run.readModelCatchUpMs)} ms after the run`);
       runs.push(run);
@@ -828,8 +851,8 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
   ];
 
   const table = [
-    '| run | transfers per request | connections | requests/s | transfers/s | p50 ms | p99 ms | verified successes | failed | replica CPU node-1/2/3 (cores) | load avg (1 min) | read models of all 3 caught up after (ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| run | transfers per request | connections | requests/s | transfers/s | p50 ms | p99 ms | verified successes | failed | replica CPU node-1/2/3 (cores) | load avg (1 min) | read models of all 3 caught up after (ms) | leader (term) during the run, warm-up included |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...runs.map((r) =>
       `| ${[
         r.label + (r.invalid ? ' **(INVALID)**' : ''),
@@ -844,6 +867,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
         r.replicaCores.map((c) => (c === null ? '?' : c.toFixed(2))).join(' / '),
         r.loadAverage.toFixed(2),
         r.readModelCatchUpMs === undefined ? '–' : fmt(r.readModelCatchUpMs),
+        r.leadersSeen?.join(', ') ?? '–',
       ].join(' | ')} |`,
     ),
   ].join('\n');
