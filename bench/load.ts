@@ -9,6 +9,11 @@ import { type ResponseVerdict, type WorkloadSpec, buildBodies, classifyResponse 
 export interface LoadRequest {
   /** e.g. http://127.0.0.1:4000 */
   origin: string;
+  /**
+   * Several servers instead of one (the replicas of a cluster): the connections are split evenly
+   * over them, one autocannon instance each, and the report merges them (see mergeResults).
+   */
+  origins?: string[];
   token: string | null;
   spec: WorkloadSpec;
   connections: number;
@@ -51,10 +56,13 @@ async function runLoad(request: LoadRequest, onStarted: () => void): Promise<Loa
   };
   if (request.token) headers.authorization = `Bearer ${request.token}`;
 
+  const origins = request.origins && request.origins.length > 0 ? request.origins : [request.origin];
+  if (request.connections < origins.length) throw new Error(`${request.connections} connections cannot be spread over ${origins.length} servers`);
   onStarted();
-  const instance = autocannon({
-    url: request.origin,
-    connections: request.connections,
+  const instances = origins.map((origin, i) => autocannon({
+    url: origin,
+    // Even split; the first ones take the remainder.
+    connections: Math.floor(request.connections / origins.length) + (i < request.connections % origins.length ? 1 : 0),
     duration: request.durationSeconds,
     pipelining: 1,
     timeout: 30,
@@ -77,8 +85,8 @@ async function runLoad(request: LoadRequest, onStarted: () => void): Promise<Loa
         },
       },
     ],
-  });
-  const result = await instance;
+  }));
+  const result = mergeResults(await Promise.all(instances));
   const durationSeconds = result.duration;
   return {
     durationSeconds,
@@ -92,6 +100,37 @@ async function runLoad(request: LoadRequest, onStarted: () => void): Promise<Loa
     socketErrors: result.errors,
     timeouts: result.timeouts,
     failureSamples,
+  };
+}
+
+type AutocannonResult = autocannon.Result;
+
+/**
+ * One result from several instances run side by side: counts add up; latency p50 and average are
+ * the request-weighted means and p90, p99 and max the highest of the instances (an upper bound of the
+ * true merged percentile, as autocannon gives percentiles, not histograms).
+ */
+function mergeResults(results: AutocannonResult[]): Pick<AutocannonResult, 'duration' | 'non2xx' | 'errors' | 'timeouts'> & {
+  requests: { total: number; average: number };
+  latency: { p50: number; p90: number; p99: number; max: number; average: number };
+} {
+  const total = results.reduce((sum, r) => sum + r.requests.total, 0);
+  const weighted = (pick: (r: AutocannonResult) => number) =>
+    total === 0 ? 0 : results.reduce((sum, r) => sum + pick(r) * r.requests.total, 0) / total;
+  const highest = (pick: (r: AutocannonResult) => number) => Math.max(...results.map(pick));
+  return {
+    duration: highest((r) => r.duration),
+    non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+    timeouts: results.reduce((sum, r) => sum + r.timeouts, 0),
+    requests: { total, average: results.reduce((sum, r) => sum + r.requests.average, 0) },
+    latency: {
+      p50: weighted((r) => r.latency.p50),
+      p90: highest((r) => r.latency.p90),
+      p99: highest((r) => r.latency.p99),
+      max: highest((r) => r.latency.max),
+      average: weighted((r) => r.latency.average),
+    },
   };
 }
 

@@ -16,6 +16,9 @@
  *   BENCH_PROFILE_DIR        keep the .cpuprofile files there (default: a temp folder, removed)
  *   BENCH_ERRORS_ALLOWED     failed responses tolerated per run before the run is invalid (default 0)
  *   BENCH_RESULTS            where to write the results (default bench/RESULTS.md; "-" for nowhere)
+ *   BENCH_CLUSTER=0          skip the 3-replica cluster section (bench/cluster.ts, also `npm run bench:cluster`; its
+ *                            BENCH_FAILOVER_TRIALS, BENCH_FAILOVER_PROBE_MS, BENCH_CLUSTER_PROFILE); run after the
+ *                            single-node figures, which its targets are ratios of; skipped with BENCH_LEDGER_ENTRY
  *   BENCH_REBUILD=0          skip the rebuild benchmark run at the end (bench/rebuild.ts; BENCH_REBUILD_EVENTS, default 1,000,000)
  *   BENCH_FEEDS=0            skip the live-feeds benchmark run last (bench/feeds.ts, writes bench/RESULTS-feeds.md;
  *                            BENCH_FEEDS_SECONDS, BENCH_FEEDS_SUBSCRIBERS, BENCH_FEEDS_RESULTS, ...)
@@ -30,6 +33,7 @@ import { createServer } from 'node:net';
 import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
+import { runClusterBench } from './cluster';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -724,6 +728,11 @@ async function main(): Promise<void> {
     targets: targets.map((t) => ({ name: t.name, value: t.value, pass: t.pass })),
   };
   console.log(JSON.stringify(json));
+
+  // The 3-replica cluster (bench/cluster.ts, also `npm run bench:cluster`): its targets are ratios of this run's figures.
+  if (process.env.BENCH_CLUSTER !== '0' && LEDGER_ENTRY === 'src/main.ts') {
+    await runClusterBench({ bareRequestsPerSecond: bare.requestsPerSecond, singleNodeTransfersPerSecond: single.transfersPerSecond, command: commandLine() });
+  }
 
   // The rebuild rate of the embedded read models (bench/rebuild.ts, also `npm run bench:rebuild`).
   if (process.env.BENCH_REBUILD !== '0') execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'rebuild.ts')], { cwd: ROOT, stdio: 'inherit' });
