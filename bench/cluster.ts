@@ -33,19 +33,13 @@ import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { CLUSTER_HOST, type ReplicaPlan, planCluster } from '../src/scripts/cluster-plan';
 import { seededRandom } from '../test/support/seeded-random';
+import { CLOCK_TICKS_PER_SECOND, children, failures, fmt, intFromEnv, killEverythingNow, makeTempDir, pct, tempDirs, track, verdict } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
 
 const ROOT = resolve(__dirname, '..');
 
-function intFromEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
-  return value;
-}
 
 const SECONDS = intFromEnv('BENCH_SECONDS', 10, 1);
 const WARMUP_SECONDS = intFromEnv('BENCH_WARMUP_SECONDS', Math.min(3, SECONDS), 0);
@@ -73,36 +67,9 @@ const OUTPUT_KEPT_BYTES = 64 * 1024;
 
 // ---- child processes and cleanup -----------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
 
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
 
-function killEverythingNow(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
-process.on('exit', killEverythingNow);
 
-function makeTempDir(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ledger-bench-${label}-`));
-  tempDirs.add(dir);
-  return dir;
-}
 
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 const isRunning = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
@@ -224,14 +191,6 @@ function cpuSecondsOf(pid: number | undefined): number | null {
   }
 }
 
-const CLOCK_TICKS_PER_SECOND = (() => {
-  try {
-    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
-  } catch {
-    return 100;
-  }
-})();
 
 // ---- the cluster --------------------------------------------------------------------------
 
@@ -394,10 +353,6 @@ function specFor(workload: Workload): WorkloadSpec {
   return { workload, accountIdPrefix: ACCOUNT_PREFIX, accountCount: ACCOUNTS, bodyCount, seed: seed++ };
 }
 
-function failures(report: LoadReport): number {
-  const { ok: _ok, ...failed } = report.verdicts;
-  return Object.values(failed).reduce((a, b) => a + b, 0) + report.socketErrors + report.timeouts;
-}
 
 async function runLoad(request: LoadRequest, pids: Array<number | undefined>): Promise<{ report: LoadReport; cores: Array<number | null> }> {
   const child = track(fork(join(ROOT, 'bench', 'load.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
@@ -700,15 +655,6 @@ async function measureReferences(): Promise<{ bareRequestsPerSecond: number; sin
 
 // ---- report ---------------------------------------------------------------------------------
 
-function fmt(value: number, digits = 0): string {
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-function pct(ratio: number): string {
-  return `${(ratio * 100).toFixed(1)}%`;
-}
-function verdict(pass: boolean): string {
-  return pass ? 'PASS' : 'MISS';
-}
 
 /** The value at quantile q of the sorted values (nearest rank). */
 export function quantile(sorted: number[], q: number): number {

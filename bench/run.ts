@@ -34,6 +34,7 @@ import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'nod
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { runClusterBench } from './cluster';
+import { CLOCK_TICKS_PER_SECOND, children, failures, fmt, intFromEnv, killEverythingNow, makeTempDir, pct, tempDirs, track, verdict } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -42,13 +43,6 @@ const ROOT = resolve(__dirname, '..');
 
 // ---- settings -----------------------------------------------------------------------------
 
-function intFromEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
-  return value;
-}
 
 const SECONDS = intFromEnv('BENCH_SECONDS', 10, 1);
 const WARMUP_SECONDS = intFromEnv('BENCH_WARMUP_SECONDS', Math.min(3, SECONDS), 0);
@@ -74,32 +68,9 @@ const TARGETS = { singleVsBare: 0.5, singleVsGuarded: 0.75, batchedTransfersPerS
 
 // ---- child processes and cleanup -----------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
 
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
 
-/** Last-resort cleanup, synchronous so that it also runs from process 'exit'. */
-function killEverythingNow(): void {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
 
-process.on('exit', killEverythingNow);
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(signal, () => {
     console.error(`\nbench: ${signal}, stopping the servers`);
@@ -108,11 +79,6 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-function makeTempDir(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `ledger-bench-${label}-`));
-  tempDirs.add(dir);
-  return dir;
-}
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
@@ -215,14 +181,6 @@ function cpuSecondsOf(pid: number | undefined): number | null {
   }
 }
 
-const CLOCK_TICKS_PER_SECOND = (() => {
-  try {
-    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
-  } catch {
-    return 100;
-  }
-})();
 
 interface LoadOutcome {
   report: LoadReport;
@@ -342,10 +300,6 @@ function specFor(workload: Workload): WorkloadSpec {
   return { workload, accountIdPrefix: ACCOUNT_PREFIX, accountCount: ACCOUNTS, bodyCount, seed: seed++ };
 }
 
-function failures(report: LoadReport): number {
-  const { ok: _ok, ...failed } = report.verdicts;
-  return Object.values(failed).reduce((a, b) => a + b, 0) + report.socketErrors + report.timeouts;
-}
 
 async function measure(
   label: string,
@@ -474,15 +428,6 @@ async function profileLedger(secret: string, token: string, workload: Workload, 
 
 // ---- report -------------------------------------------------------------------------------
 
-function fmt(value: number, digits = 0): string {
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-function pct(ratio: number): string {
-  return `${(ratio * 100).toFixed(1)}%`;
-}
-function verdict(pass: boolean): string {
-  return pass ? 'PASS' : 'MISS';
-}
 
 interface Machine {
   cpus: number;
