@@ -33,7 +33,7 @@ import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { CLUSTER_HOST, type ReplicaPlan, planCluster } from '../src/scripts/cluster-plan';
 import { seededRandom } from '../test/support/seeded-random';
-import { CLOCK_TICKS_PER_SECOND, children, failures, fmt, intFromEnv, killEverythingNow, makeTempDir, pct, tempDirs, track, verdict } from './common';
+import { ACCOUNT_PREFIX, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, openAccounts, pct, track, verdict, waitForExit } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -54,9 +54,6 @@ const RESULTS_PATH = process.env.BENCH_RESULTS === '-' ? null : resolve(process.
 
 export const CLUSTER_TARGETS = { batchedVsBare: 6, singleVsSingleNode: 0.4, failoverP99Ms: 1500 } as const;
 
-const OPENING_BALANCE = '1000000000000';
-const ACCOUNT_PREFIX = 'bench-';
-const OPENINGS_PER_BATCH = 1000;
 /** A probe request's own timeout: a follower holds a proposal forwarded to a dead leader up to 10 s. */
 const PROBE_REQUEST_TIMEOUT_MS = 5_000;
 /** A trial with no acknowledged write this long after the kill is a failed trial. */
@@ -74,28 +71,7 @@ const OUTPUT_KEPT_BYTES = 64 * 1024;
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 const isRunning = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (!isRunning(child)) return Promise.resolve(true);
-  return new Promise((done) => {
-    const timer = setTimeout(() => done(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      done(true);
-    });
-  });
-}
 
-async function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => done(port));
-    });
-  });
-}
 
 /** Distinct free ports (a port just freed by one probe could be handed out again by the next). */
 async function freePorts(count: number): Promise<number[]> {
@@ -180,16 +156,6 @@ async function waitHealthy(server: ServerProcess, deadlineMs: number): Promise<v
   }
 }
 
-function cpuSecondsOf(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return null;
-  }
-}
 
 
 // ---- the cluster --------------------------------------------------------------------------
@@ -293,27 +259,7 @@ async function waitForAgreedLeader(replicas: Replica[], deadlineMs: number): Pro
 
 // ---- GraphQL from this process --------------------------------------------------------------
 
-async function graphql(origin: string, token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const response = await fetch(`${origin}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json;q=0.9', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await response.text();
-  const body = JSON.parse(text) as { data?: Record<string, unknown>; errors?: unknown[] };
-  if (!response.ok || body.errors || !body.data) throw new Error(`GraphQL request to ${origin} failed with HTTP ${response.status}: ${text.slice(0, 1000)}`);
-  return body.data;
-}
 
-async function openAccounts(origin: string, token: string): Promise<void> {
-  for (let first = 0; first < ACCOUNTS; first += OPENINGS_PER_BATCH) {
-    const count = Math.min(OPENINGS_PER_BATCH, ACCOUNTS - first);
-    const operations = Array.from({ length: count }, (_, i) => ({ openAccount: { id: accountId(ACCOUNT_PREFIX, first + i), initialBalance: OPENING_BALANCE } }));
-    const data = await graphql(origin, token, OPEN_ACCOUNTS_DOCUMENT, { input: { operations } });
-    const result = data.executeBatch as { __typename: string; accounts?: unknown[] };
-    if (result.__typename !== 'BatchSuccess' || result.accounts?.length !== count) throw new Error(`opening accounts failed: ${JSON.stringify(result).slice(0, 1000)}`);
-  }
-}
 
 /**
  * One more transfer (through the first origin), then a read of it with atLeast on every origin:
@@ -581,7 +527,7 @@ async function profileLeader(): Promise<ClusterProfile> {
   try {
     const { leader } = await waitForAgreedLeader(cluster.replicas, Date.now() + HEALTH_WAIT_MS_MAX);
     leaderId = leader.plan.nodeId;
-    await openAccounts(leader.origin, token);
+    await openAccounts(leader.origin, token, ACCOUNTS);
     figures = await measure('profiled: transfer, load on the leader', [leader.origin], cluster.replicas.map((r) => r.server.child.pid), token, { kind: 'transfer' }, CONNECTIONS);
     await waitForReadModels(cluster.replicas.map((r) => r.origin), token);
   } catch (error) {
@@ -641,7 +587,7 @@ async function measureReferences(): Promise<{ bareRequestsPerSecond: number; sin
   });
   let singleRun: ClusterRun;
   try {
-    await openAccounts(ledger.origin, token);
+    await openAccounts(ledger.origin, token, ACCOUNTS);
     singleRun = await measure('single-node ledger transfer', [ledger.origin], [ledger.child.pid], token, transfer, CONNECTIONS);
   } catch (error) {
     console.error(ledger.output());
@@ -717,7 +663,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
     const { leader, term } = await waitForAgreedLeader(cluster.replicas, Date.now() + HEALTH_WAIT_MS_MAX);
     leaderId = leader.plan.nodeId;
     console.log(`  leader ${leaderId} (term ${term}); opening ${fmt(ACCOUNTS)} accounts through it`);
-    await openAccounts(leader.origin, token);
+    await openAccounts(leader.origin, token, ACCOUNTS);
     const all = cluster.replicas.map((r) => r.origin);
     const pids = () => cluster.replicas.map((r) => r.server.child.pid);
     const plan: Array<[string, string[], Workload, number]> = [

@@ -1,8 +1,10 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadReport } from './load';
+import { OPEN_ACCOUNTS_DOCUMENT, accountId } from './workload';
 
 /** What the benchmark scripts (run.ts, cluster.ts) share: settings, child processes and cleanup, formatting. */
 
@@ -71,4 +73,68 @@ export function pct(ratio: number): string {
 }
 export function verdict(pass: boolean): string {
   return pass ? 'PASS' : 'MISS';
+}
+
+export const OPENING_BALANCE = '1000000000000';
+export const ACCOUNT_PREFIX = 'bench-';
+/** Accounts are opened in batches of this many (the batch limit). */
+export const OPENINGS_PER_BATCH = 1000;
+
+export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolveExit) => {
+    const timer = setTimeout(() => resolveExit(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveExit(true);
+    });
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** User plus system CPU seconds a process has used so far (null when unknown). */
+export function cpuSecondsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+export async function graphql(origin: string, token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const response = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json;q=0.9', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await response.text();
+  const body = JSON.parse(text) as { data?: Record<string, unknown>; errors?: unknown[] };
+  if (!response.ok || body.errors || !body.data) throw new Error(`GraphQL request to ${origin} failed with HTTP ${response.status}: ${text.slice(0, 1000)}`);
+  return body.data;
+}
+
+/** Opens `accounts` bench accounts, each with OPENING_BALANCE, in batches. */
+export async function openAccounts(origin: string, token: string, accounts: number): Promise<void> {
+  for (let first = 0; first < accounts; first += OPENINGS_PER_BATCH) {
+    const count = Math.min(OPENINGS_PER_BATCH, accounts - first);
+    const operations = Array.from({ length: count }, (_, i) => ({ openAccount: { id: accountId(ACCOUNT_PREFIX, first + i), initialBalance: OPENING_BALANCE } }));
+    const data = await graphql(origin, token, OPEN_ACCOUNTS_DOCUMENT, { input: { operations } });
+    const result = data.executeBatch as { __typename: string; accounts?: unknown[] };
+    if (result.__typename !== 'BatchSuccess' || result.accounts?.length !== count) throw new Error(`opening accounts failed: ${JSON.stringify(result).slice(0, 1000)}`);
+  }
 }

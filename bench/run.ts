@@ -34,7 +34,7 @@ import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'nod
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { runClusterBench } from './cluster';
-import { CLOCK_TICKS_PER_SECOND, children, failures, fmt, intFromEnv, killEverythingNow, makeTempDir, pct, tempDirs, track, verdict } from './common';
+import { ACCOUNT_PREFIX, OPENING_BALANCE, children, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, openAccounts, pct, track, verdict, waitForExit } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -58,11 +58,6 @@ const RESULTS_PATH =
     ? null
     : resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'RESULTS.md'));
 
-/** Accounts open with this much (minor units), so that no transfer of the run can lack funds. */
-const OPENING_BALANCE = '1000000000000';
-const ACCOUNT_PREFIX = 'bench-';
-/** Openings per executeBatch: the ledger's batchOperationsMax. */
-const OPENINGS_PER_BATCH = 1000;
 
 const TARGETS = { singleVsBare: 0.5, singleVsGuarded: 0.75, batchedTransfersPerSecond: 50_000 } as const;
 
@@ -80,28 +75,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolveExit) => {
-    const timer = setTimeout(() => resolveExit(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolveExit(true);
-    });
-  });
-}
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 interface ServerProcess {
   name: string;
@@ -168,18 +142,6 @@ async function startServer(name: string, script: string, env: NodeJS.ProcessEnv,
   }
 }
 
-/** CPU seconds a process has used so far (user + system, all threads); null where /proc is missing. */
-function cpuSecondsOf(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return null;
-  }
-}
 
 
 interface LoadOutcome {
@@ -217,31 +179,7 @@ async function runLoad(request: LoadRequest, serverPid: number | undefined): Pro
 
 // ---- GraphQL over HTTP from this process (setup and checks, not measured) -------------------
 
-async function graphql(origin: string, token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const response = await fetch(`${origin}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json;q=0.9', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const text = await response.text();
-  const body = JSON.parse(text) as { data?: Record<string, unknown>; errors?: unknown[] };
-  if (!response.ok || body.errors || !body.data) throw new Error(`GraphQL request failed with HTTP ${response.status}: ${text.slice(0, 1000)}`);
-  return body.data;
-}
 
-async function openAccounts(origin: string, token: string): Promise<void> {
-  for (let first = 0; first < ACCOUNTS; first += OPENINGS_PER_BATCH) {
-    const count = Math.min(OPENINGS_PER_BATCH, ACCOUNTS - first);
-    const operations = Array.from({ length: count }, (_, i) => ({
-      openAccount: { id: accountId(ACCOUNT_PREFIX, first + i), initialBalance: OPENING_BALANCE },
-    }));
-    const data = await graphql(origin, token, OPEN_ACCOUNTS_DOCUMENT, { input: { operations } });
-    const result = data.executeBatch as { __typename: string; accounts?: unknown[] };
-    if (result.__typename !== 'BatchSuccess' || result.accounts?.length !== count) {
-      throw new Error(`opening accounts failed: ${JSON.stringify(result).slice(0, 1000)}`);
-    }
-  }
-}
 
 /**
  * Waits until the read models have caught up with everything written so far (one more transfer,
@@ -407,7 +345,7 @@ async function profileLedger(secret: string, token: string, workload: Workload, 
   const server = await startLedger(`${name}-profiled`, secret, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
   let figures: RunFigures | undefined;
   await withServer(server, async () => {
-    await openAccounts(server.origin, token);
+    await openAccounts(server.origin, token, ACCOUNTS);
     figures = await measure(label, 'ledger', server, token, workload, connections);
     await waitForReadModels(server.origin, token);
     if (!(await server.stop())) throw new Error(`${server.name} did not stop cleanly, so it wrote no profile:\n${server.output()}`);
@@ -515,7 +453,7 @@ async function main(): Promise<void> {
   console.log(`ledger (${LEDGER_ENTRY}, NODE_ENV=production, embedded stores in a temp folder):`);
   const ledgerRuns = await withServer(await startLedger('ledger', secret), async (s) => {
     const opened = Date.now();
-    await openAccounts(s.origin, token);
+    await openAccounts(s.origin, token, ACCOUNTS);
     console.log(`  opened ${fmt(ACCOUNTS)} accounts in ${Date.now() - opened} ms`);
     const runs: RunFigures[] = [];
     for (const [label, workload, connections] of [

@@ -416,26 +416,28 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
       case 'forward':
         this.serveForwarded(from, wire.id, wire.command);
         return;
-      case 'result': {
-        const f = this.forwarded.get(wire.id);
-        if (!f) return;
-        this.forwarded.delete(wire.id);
-        clearTimeout(f.timer);
-        f.proposal.resolve(wire.result);
+      case 'result':
+        this.takeForwarded(wire.id)?.resolve(wire.result);
         return;
-      }
       case 'refused': {
-        const f = this.forwarded.get(wire.id);
-        if (!f) return;
-        this.forwarded.delete(wire.id);
-        clearTimeout(f.timer);
-        if (wire.reason === 'not-leader') this.route(f.proposal);
-        else if (wire.reason === 'overloaded') f.proposal.reject(new LogOverloadedError(this.queuedMax));
-        else if (wire.reason === 'stopped') this.waitingForLeader.push(f.proposal);
-        else f.proposal.reject(new ReplicationOutcomeUnknownError(wire.message));
+        const proposal = this.takeForwarded(wire.id);
+        if (!proposal) return;
+        if (wire.reason === 'not-leader') this.route(proposal);
+        else if (wire.reason === 'overloaded') proposal.reject(new LogOverloadedError(this.queuedMax));
+        else if (wire.reason === 'stopped') this.waitingForLeader.push(proposal);
+        else proposal.reject(new ReplicationOutcomeUnknownError(wire.message));
         return;
       }
     }
+  }
+
+  /** The forwarded proposal answered by this reply (null: already answered or timed out). */
+  private takeForwarded(id: number): Proposal<C, R> | null {
+    const f = this.forwarded.get(id);
+    if (!f) return null;
+    this.forwarded.delete(id);
+    clearTimeout(f.timer);
+    return f.proposal;
   }
 
   /** A follower's client proposal: appended here if this replica leads, answered with the result. */

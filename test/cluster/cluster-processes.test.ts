@@ -151,6 +151,17 @@ async function checkAckedExactlyOnce(cluster: ProcessCluster, load: Load, views:
   for (const v of after) expect(v.dst).toBe(views[0]!.dst);
 }
 
+/** Once a leader is agreed: the two accounts, a leadership watch and six clients of load. */
+async function underLoad(cluster: ProcessCluster): Promise<{ leader: string; watch: ReturnType<typeof watchLeaders>; load: Load }> {
+  const leader = await cluster.waitForLeader();
+  await openAccounts(cluster, leader);
+  return { leader, watch: watchLeaders(cluster), load: startLoad(cluster, 6) };
+}
+
+function expectOneLeaderPerTerm(leadersByTerm: Map<number, Set<string>>): void {
+  for (const [term, leaders] of leadersByTerm) expect([term, [...leaders]]).toEqual([term, [...leaders].slice(0, 1)]);
+}
+
 describe('a 3-replica cluster in real processes', () => {
   let cluster: ProcessCluster;
 
@@ -164,10 +175,7 @@ describe('a 3-replica cluster in real processes', () => {
   });
 
   test('SIGKILL of the leader under load, then of a follower, and restarts: nothing acknowledged is lost or doubled', async () => {
-    const leader = await cluster.waitForLeader();
-    await openAccounts(cluster, leader);
-    const watch = watchLeaders(cluster);
-    const load = startLoad(cluster, 6);
+    const { leader, watch, load } = await underLoad(cluster);
     await sleep(1500);
     const ackedBeforeKill = load.acked.size;
     await cluster.kill(leader, 'SIGKILL');
@@ -188,14 +196,11 @@ describe('a 3-replica cluster in real processes', () => {
     expect(load.acked.size).toBeGreaterThan(ackedBeforeKill);
     const views = await converged(cluster);
     await checkAckedExactlyOnce(cluster, load, views);
-    for (const [term, leaders] of watch.leadersByTerm) expect([term, [...leaders]]).toEqual([term, [...leaders].slice(0, 1)]);
+    expectOneLeaderPerTerm(watch.leadersByTerm);
   });
 
   test('a leader partitioned from the others: the majority goes on, nothing acknowledged is lost, one leader per term, the old leader rejoins', async () => {
-    const leader = await cluster.waitForLeader();
-    await openAccounts(cluster, leader);
-    const watch = watchLeaders(cluster);
-    const load = startLoad(cluster, 6);
+    const { leader, watch, load } = await underLoad(cluster);
     await sleep(1000);
     cluster.isolate(leader);
     const majority = cluster.replicas.map((r) => r.id).filter((id) => id !== leader);
@@ -213,6 +218,6 @@ describe('a 3-replica cluster in real processes', () => {
     expect(rejoined?.role).toBe('FOLLOWER');
     expect(rejoined?.leaderId).toBe(next);
     await checkAckedExactlyOnce(cluster, load, views);
-    for (const [term, leaders] of watch.leadersByTerm) expect([term, [...leaders]]).toEqual([term, [...leaders].slice(0, 1)]);
+    expectOneLeaderPerTerm(watch.leadersByTerm);
   });
 });
