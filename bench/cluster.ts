@@ -405,6 +405,8 @@ export interface FailoverTrial {
   oldTerm: number;
   /** From SIGKILL to the first acknowledged transfer sent after it; null if none came in time. */
   failoverMs: number | null;
+  /** From SIGKILL to the first /health (polled every 20 ms on each survivor) naming itself leader in a newer term. */
+  electedMs: number | null;
   newLeaderId: string | null;
   newTerm: number | null;
   /** Probe requests that failed (errors, timeouts) before the first success, by kind. */
@@ -457,6 +459,15 @@ async function failoverTrial(cluster: Cluster, token: string, trial: number, ran
   let sent = 0;
   const killedAt = performance.now();
   leader.server.child.kill('SIGKILL');
+  // Beside the probe, when a survivor first says it leads: splits the failover into the election and the rest.
+  let electedMs: number | null = null;
+  const watchElection = (async () => {
+    while (electedMs === null && !stopProbe.signal.aborted) {
+      const healths = await Promise.all(survivors.map((r) => health(r.origin)));
+      if (healths.some((h) => h?.body.role.toUpperCase() === 'LEADER' && h.body.term > oldTerm)) electedMs = performance.now() - killedAt;
+      else await sleep(20);
+    }
+  })();
   const acked = await new Promise<number | null>((done) => {
     let finished = false;
     const finish = (value: number | null) => {
@@ -481,6 +492,8 @@ async function failoverTrial(cluster: Cluster, token: string, trial: number, ran
     const giveUp = setTimeout(() => finish(null), FAILOVER_WAIT_MS_MAX);
     send();
   });
+  // The election is over before the first acknowledged write; give the watch its last poll.
+  await Promise.race([watchElection, sleep(2_000)]);
   stopProbe.abort();
 
   let newLeaderId: string | null = null;
@@ -503,7 +516,7 @@ async function failoverTrial(cluster: Cluster, token: string, trial: number, ran
   } catch (error) {
     note = `${note ? `${note}; ` : ''}${(error as Error).message.split('\n')[0]}`;
   }
-  return { trial, killedNodeId: leader.plan.nodeId, oldTerm, failoverMs: acked, newLeaderId, newTerm, errorsBeforeAck, rejoinMs, note };
+  return { trial, killedNodeId: leader.plan.nodeId, oldTerm, failoverMs: acked, electedMs, newLeaderId, newTerm, errorsBeforeAck, rejoinMs, note };
 }
 
 // ---- profile --------------------------------------------------------------------------------
@@ -690,7 +703,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
         const errors = Object.entries(t.errorsBeforeAck).map(([k, v]) => `${k}×${v}`).join(' ') || 'none';
         console.log(
           `    trial ${String(trial).padStart(2)}: killed ${t.killedNodeId} (term ${t.oldTerm}) → ` +
-            `${t.failoverMs === null ? 'NO ACKNOWLEDGED WRITE' : `first ack after ${fmt(t.failoverMs)} ms`}, new leader ${t.newLeaderId ?? '?'} (term ${t.newTerm ?? '?'}); ` +
+            `${t.failoverMs === null ? 'NO ACKNOWLEDGED WRITE' : `first ack after ${fmt(t.failoverMs)} ms`} (a leader after ${t.electedMs === null ? '?' : fmt(t.electedMs)} ms), new leader ${t.newLeaderId ?? '?'} (term ${t.newTerm ?? '?'}); ` +
             `probe errors before: ${errors}; rejoined (/health 200) ${t.rejoinMs === null ? 'NOT' : `after ${fmt(t.rejoinMs)} ms`}${t.note ? `; ${t.note}` : ''}`,
         );
       }
@@ -764,11 +777,11 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
     ),
   ].join('\n');
   const failoverTable = [
-    '| trial | killed leader (term) | first acknowledged write after kill (ms) | new leader (term) | probe failures before it | killed replica back at /health 200 after restart (ms) |',
-    '|---:|---|---:|---|---|---:|',
+    '| trial | killed leader (term) | first acknowledged write after kill (ms) | a survivor names itself leader after (ms) | new leader (term) | probe failures before it | killed replica back at /health 200 after restart (ms) |',
+    '|---:|---|---:|---:|---|---|---:|',
     ...failover.map(
       (t) =>
-        `| ${t.trial} | ${t.killedNodeId} (${t.oldTerm}) | ${t.failoverMs === null ? 'none' : fmt(t.failoverMs)} | ${t.newLeaderId ?? '?'} (${t.newTerm ?? '?'}) | ${
+        `| ${t.trial} | ${t.killedNodeId} (${t.oldTerm}) | ${t.failoverMs === null ? 'none' : fmt(t.failoverMs)} | ${t.electedMs === null ? '?' : fmt(t.electedMs)} | ${t.newLeaderId ?? '?'} (${t.newTerm ?? '?'}) | ${
           Object.entries(t.errorsBeforeAck).map(([k, v]) => `${k} ×${v}`).join(', ') || '–'
         } | ${t.rejoinMs === null ? 'not' : fmt(t.rejoinMs)}${t.note ? ` (${t.note.replace(/\|/g, '/')})` : ''} |`,
     ),

@@ -119,7 +119,7 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
   /** Proposals waiting for a leader to be known. */
   private waitingForLeader: Proposal<C, R>[] = [];
   private readonly appended = new Map<number, Appended<C, R>>();
-  private readonly forwarded = new Map<number, { proposal: Proposal<C, R>; timer: NodeJS.Timeout }>();
+  private readonly forwarded = new Map<number, { proposal: Proposal<C, R>; timer: NodeJS.Timeout; leader: string }>();
   private forwardSeq = 0;
   private persistedTerm = 0;
   private persistedVote: string | null = null;
@@ -319,7 +319,7 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
       p.reject(new ReplicationOutcomeUnknownError(`the leader ${leader} did not answer within ${this.proposalTimeoutMs} ms`));
     }, this.proposalTimeoutMs);
     timer.unref();
-    this.forwarded.set(id, { proposal: p, timer });
+    this.forwarded.set(id, { proposal: p, timer, leader });
     const sent = this.sendWire(leader, { t: 'forward', id, command: p.command });
     if (!sent) {
       // Never left this node: safe to route again once the link (or another leader) is back.
@@ -431,6 +431,19 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
     }
   }
 
+  /**
+   * Once another leader is known, a proposal forwarded to the old one has an unknown outcome (the old
+   * leader may have appended it, and its entry may yet be kept). Answer it now rather than at the
+   * proposal timeout, so that the client retries (same idempotency key: applied at most once) at once.
+   */
+  private abandonForwardedToOldLeaders(leaderId: string | null): void {
+    if (leaderId === null || this.forwarded.size === 0) return;
+    for (const [id, f] of this.forwarded) {
+      if (f.leader === leaderId) continue;
+      this.takeForwarded(id)?.reject(new ReplicationOutcomeUnknownError(`the leader changed from ${f.leader} to ${leaderId} before it answered`));
+    }
+  }
+
   /** The forwarded proposal answered by this reply (null: already answered or timed out). */
   private takeForwarded(id: number): Proposal<C, R> | null {
     const f = this.forwarded.get(id);
@@ -474,6 +487,7 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
     const core = this.core;
     if (!core || this.state !== 'running') return;
     core.tick(this.clock());
+    this.abandonForwardedToOldLeaders(core.leaderId);
     this.retryWaiting();
     void this.pump();
   }

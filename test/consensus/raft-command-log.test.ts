@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NoLeaderError } from '../../src/consensus/command-log';
+import { NoLeaderError, ReplicationOutcomeUnknownError } from '../../src/consensus/command-log';
 import { RaftCommandLog } from '../../src/consensus/raft-command-log';
 import { InMemoryNetwork } from '../../src/consensus/transport/in-memory-transport';
 import { LedgerStateMachine } from '../../src/app/ledger-node';
@@ -180,6 +180,34 @@ describe('RaftCommandLog over an in-memory network', () => {
     const retry = await next.log.propose(transfer('p', 'q', '60', 'stranded-key'));
     expect(retry.outcome.ok && retry.outcome.replayed).toBe(true);
     expect(balanceOf(next, 'q')).toBe(90n);
+  });
+
+  test('a proposal forwarded to a leader that is then cut off is answered OUTCOME_UNKNOWN once another leader is known, not at the timeout; its retry applies once', async () => {
+    const old = await waitFor('a leader', leader);
+    await old.log.propose(open('m', '100'));
+    await old.log.propose(open('n'));
+    const follower = [...replicas.values()].find((r) => r !== old)!;
+    await waitFor('the follower knows the leader', () => follower.log.status().leaderId === old.id);
+    network.isolate(old.id);
+    // Forwarded to the old leader over a cut link: lost on the way.
+    const forwarded = follower.log.propose(transfer('m', 'n', '25', 'forwarded-key'));
+    const outcome = await forwarded.then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(outcome).toBeInstanceOf(ReplicationOutcomeUnknownError);
+    // Answered because the leader changed, not by the 3 s proposal timeout ("did not answer within").
+    expect(outcome?.message).toMatch(new RegExp(`leader changed from ${old.id} to`));
+    expect(follower.log.status().leaderId).not.toBe(old.id);
+    // The client's retry with the same key applies it once, through the same replica.
+    const retry = await follower.log.propose(transfer('m', 'n', '25', 'forwarded-key'));
+    expect(retry.outcome.ok).toBe(true);
+    const again = await follower.log.propose(transfer('m', 'n', '25', 'forwarded-key'));
+    expect(again.outcome.ok && again.outcome.replayed).toBe(true);
+    const next = replicas.get(follower.log.status().leaderId!)!;
+    await waitFor('applied on the majority', () => follower.machine.appliedIndex >= next.log.status().commitIndex);
+    expect(balanceOf(follower, 'n')).toBe(25n);
+    expect(balanceOf(next, 'n')).toBe(25n);
   });
 
   test('with no majority, a proposal waits for a leader, bounded, then is refused as NO_LEADER and not applied', async () => {
