@@ -206,6 +206,7 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
       { hardState: { ...hardState, commit: knownCommitted }, snapshot, entries },
     );
     this.options.transport.onMessage((from, payload) => this.receive(from, payload));
+    this.options.transport.onPeerLost((peer) => this.peerLost(peer));
     await this.options.transport.start();
     this.state = 'running';
     // Apply what is known committed before anyone reads the state (the node checks its stores next).
@@ -388,6 +389,13 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
   }
 
   // ---- messages -----------------------------------------------------------------------------
+
+  /** A member's connections closed: if it is our leader, the core campaigns soon instead of after a full election timeout. */
+  private peerLost(peer: string): void {
+    if (!this.core || this.state !== 'running') return;
+    this.core.peerUnreachable(peer);
+    void this.pump();
+  }
 
   private receive(from: string, payload: Buffer): void {
     const core = this.core;

@@ -32,6 +32,8 @@ export class RaftCore<C> {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
+  /** The election timer was shortened by peerUnreachable(); the next leader message or campaign restores it. */
+  private hastened = false;
   private leadTransferee: string | null = null;
   private messages: Message<C>[] = [];
   private handedHardState: HardState;
@@ -84,6 +86,28 @@ export class RaftCore<C> {
     this.appendEntries(commands);
     this.broadcastAppend();
     return { ok: true, firstIndex, lastIndex: this.log.lastIndex(), term: this.term };
+  }
+
+  /**
+   * The shell's hint that `peer` cannot be reached any more: its connection closed, as when its
+   * process dies. A follower of that peer stops counting on it at once: its lease ends (so it grants
+   * the other survivors' pre-votes) and it campaigns soon, after a delay ranked by id so that the
+   * survivors do not split the vote: the r-th of the remaining members (in id order) waits
+   * 2 + r·⌈electionTicks/5⌉ ticks, never longer than its timer already said. The first campaigns
+   * alone; the next one's turn comes only if the first could not win (its log was behind), and two
+   * ticks apart leave more than a tick, whatever the phase of the two timers, for a pre-vote round.
+   * A wrong hint (a link that only blipped) costs a pre-vote that members still hearing the leader
+   * refuse; safety never rests on timing.
+   */
+  peerUnreachable(peer: string): void {
+    if (this.role !== 'follower' || this.leaderId === null || this.leaderId !== peer) return;
+    this.leaderId = null;
+    const rank = this.config.peers.filter((p) => p !== peer).sort().indexOf(this.id);
+    const delay = 2 + rank * Math.ceil(this.config.electionTicks / 5);
+    if (this.electionElapsed + delay < this.randomizedElectionTimeout) {
+      this.randomizedElectionTimeout = this.electionElapsed + delay;
+      this.hastened = true;
+    }
   }
 
   /** Starts an election now (as if the election timeout had elapsed). */
@@ -239,10 +263,22 @@ export class RaftCore<C> {
     this.leaderId = null;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.config.electionTicks + Math.floor(this.config.random() * this.config.electionTicks);
+    this.randomizeElectionTimeout();
     this.leadTransferee = null;
     this.votes.clear();
     for (const pr of this.progress.values()) pr.reset(this.log.lastIndex() + 1);
+  }
+
+  private randomizeElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.config.electionTicks + Math.floor(this.config.random() * this.config.electionTicks);
+    this.hastened = false;
+  }
+
+  /** A message from the leader of our term: its lease runs again, and a hastened timer is restored. */
+  private heardFromLeader(leaderId: string): void {
+    this.electionElapsed = 0;
+    this.leaderId = leaderId;
+    if (this.hastened) this.randomizeElectionTimeout();
   }
 
   private becomeFollower(term: number, leaderId: string | null): void {
@@ -286,6 +322,8 @@ export class RaftCore<C> {
     this.electionElapsed += 1;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      // A hastened campaign happens once; if it does not settle, the usual timer takes over.
+      if (this.hastened) this.randomizeElectionTimeout();
       this.hup(false);
     }
   }
@@ -468,18 +506,15 @@ export class RaftCore<C> {
   private stepFollower(m: Message<C>): void {
     switch (m.type) {
       case 'App':
-        this.electionElapsed = 0;
-        this.leaderId = m.from;
+        this.heardFromLeader(m.from);
         this.handleAppend(m);
         return;
       case 'Heartbeat':
-        this.electionElapsed = 0;
-        this.leaderId = m.from;
+        this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
         return;
       case 'Snap':
-        this.electionElapsed = 0;
-        this.leaderId = m.from;
+        this.heardFromLeader(m.from);
         this.handleSnapshot(m);
         return;
       case 'TimeoutNow':

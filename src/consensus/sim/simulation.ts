@@ -144,6 +144,8 @@ type SimEvent =
   | { kind: 'crash'; node: number; chained: boolean; atMs: number; seq: number }
   | { kind: 'restart'; node: number; chained: boolean; atMs: number; seq: number }
   | { kind: 'partition'; atMs: number; seq: number }
+  /** `node` learns that its connections from `peer` closed (the shell's peerUnreachable hint). */
+  | { kind: 'unreachable'; node: number; epoch: number; peer: string; atMs: number; seq: number }
   | { kind: 'heal'; atMs: number; seq: number }
   | { kind: 'transfer'; atMs: number; seq: number }
   | { kind: 'liveness'; atMs: number; seq: number }
@@ -425,6 +427,14 @@ export class Simulation {
       case 'partition':
         this.partition();
         return;
+      case 'unreachable': {
+        const node = this.nodes[event.node]!;
+        if (!node.up || node.epoch !== event.epoch) return;
+        this.record(12, node.index, 0, 0, () => `${node.id} lost its connections from ${event.peer}`);
+        node.core.peerUnreachable(event.peer);
+        this.afterStep(node);
+        return;
+      }
       case 'heal':
         if (!this.faultsOn) return;
         this.record(7, 0, 0, 0);
@@ -608,6 +618,9 @@ export class Simulation {
     node.up = false;
     node.epoch += 1;
     this.crashDisk(node);
+    // A killed process's TCP connections close, and every live replica hears of it (1 ms later); a
+    // power cut or a frozen machine closes nothing. Every other crash is a kill, deterministically.
+    if (this.stats.crashes % 2 === 0) for (const other of this.nodes) if (other.up) this.schedule({ kind: 'unreachable', node: other.index, epoch: other.epoch, peer: node.id, atMs: this.nowMs + 1 });
     this.schedule({ kind: 'restart', node: node.index, chained, atMs: this.nowMs + 5 + this.faults.exponential(this.params.downMeanMs) });
     return true;
   }
@@ -651,6 +664,16 @@ export class Simulation {
       for (const a of ids) for (const b of ids) if (a !== b && this.faults.chance(0.3)) this.block(a, b, false);
     }
     this.record(8, shape, this.blocked.size, 0, () => `blocked ${[...this.blocked].join(' ')}`);
+    // A cut link may also reset its connection (often it is silent): the receiving side is told, right or
+    // wrong about the peer, which is the hint's contract. Every other cut link is reported, deterministically.
+    let reported = 0;
+    for (const link of this.blocked) {
+      reported += 1;
+      if (reported % 2 === 0) continue;
+      const [from, to] = link.split('>') as [string, string];
+      const node = this.nodeById(to);
+      if (node.up) this.schedule({ kind: 'unreachable', node: node.index, epoch: node.epoch, peer: from, atMs: this.nowMs + 2 });
+    }
     this.schedule({ kind: 'heal', atMs: this.nowMs + 20 + this.faults.exponential(this.params.partitionMeanMs) });
   }
 

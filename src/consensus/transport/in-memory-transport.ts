@@ -2,7 +2,8 @@ import type { ClusterTransport } from './transport';
 
 /**
  * Transports between members of one process, for tests of the Raft shell: payloads are delivered on
- * a later turn of the event loop, and a link can be cut both ways (a partition) and healed.
+ * a later turn of the event loop, and a link can be cut both ways (a partition) and healed. A cut
+ * is silent; a member that stops is reported lost to the running ones, as closed TCP connections are.
  */
 export class InMemoryNetwork {
   private readonly members = new Map<string, InMemoryTransport>();
@@ -28,6 +29,13 @@ export class InMemoryNetwork {
   }
 
   /** @internal */
+  stopped(nodeId: string): void {
+    for (const [id, member] of this.members) {
+      if (id !== nodeId && member.running && !this.cut.has(`${nodeId}|${id}`)) setImmediate(() => member.running && member.lost(nodeId));
+    }
+  }
+
+  /** @internal */
   deliver(from: string, to: string, payload: Buffer): boolean {
     if (this.cut.has(`${from}|${to}`)) return true;
     const target = this.members.get(to);
@@ -42,6 +50,7 @@ export class InMemoryNetwork {
 export class InMemoryTransport implements ClusterTransport {
   running = false;
   private handler: ((from: string, payload: Buffer) => void) | null = null;
+  private lostHandler: ((peer: string) => void) | null = null;
 
   constructor(
     readonly nodeId: string,
@@ -61,12 +70,23 @@ export class InMemoryTransport implements ClusterTransport {
     this.handler = handler;
   }
 
+  onPeerLost(handler: (peer: string) => void): void {
+    this.lostHandler = handler;
+  }
+
   /** @internal */
   receive(from: string, payload: Buffer): void {
     this.handler?.(from, payload);
   }
 
+  /** @internal */
+  lost(peer: string): void {
+    this.lostHandler?.(peer);
+  }
+
   async stop(): Promise<void> {
+    if (!this.running) return;
     this.running = false;
+    this.network.stopped(this.nodeId);
   }
 }

@@ -97,6 +97,9 @@ export class TcpTransport implements ClusterTransport {
   private readonly inbound = new Set<net.Socket>();
   private server: net.Server | null = null;
   private handler: (from: string, payload: Buffer) => void = () => {};
+  private lostHandler: (peer: string) => void = () => {};
+  /** Authenticated inbound connections open, by member. */
+  private readonly inboundSessions = new Map<string, number>();
   private stopped = false;
   private boundPort: number | null = null;
 
@@ -137,6 +140,10 @@ export class TcpTransport implements ClusterTransport {
 
   onMessage(handler: (from: string, payload: Buffer) => void): void {
     this.handler = handler;
+  }
+
+  onPeerLost(handler: (peer: string) => void): void {
+    this.lostHandler = handler;
   }
 
   send(to: string, payload: Buffer): boolean {
@@ -238,6 +245,19 @@ export class TcpTransport implements ClusterTransport {
     link.reconnectTimer = setTimeout(() => this.dial(link), stepMs * (0.5 + Math.random() * 0.5));
   }
 
+  /**
+   * A member that just proved itself on an inbound connection is up: if our link to it is waiting out
+   * a reconnect backoff (grown while it was down, up to reconnectMaxMs), dial now. Without this, a
+   * restarted member could not hear from us for seconds — a vote or pre-vote answer among them.
+   */
+  private redialNow(peerId: string): void {
+    const link = this.links.get(peerId);
+    if (!link || link.session || !link.reconnectTimer) return;
+    clearTimeout(link.reconnectTimer);
+    link.reconnectAttempts = 0;
+    this.dial(link);
+  }
+
   // ---- inbound ----
 
   private accept(socket: net.Socket): void {
@@ -267,6 +287,15 @@ export class TcpTransport implements ClusterTransport {
       }
       clearTimeout(timeout);
       session = { key: sessionKey(this.options.secret, transcript), lastSeq: 0n };
+      const member = transcript.dialerId;
+      this.inboundSessions.set(member, (this.inboundSessions.get(member) ?? 0) + 1);
+      this.redialNow(member);
+      socket.once('close', () => {
+        const open = (this.inboundSessions.get(member) ?? 1) - 1;
+        if (open > 0) return void this.inboundSessions.set(member, open);
+        this.inboundSessions.delete(member);
+        if (!this.stopped) this.lostHandler(member);
+      });
     });
   }
 

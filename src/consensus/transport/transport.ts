@@ -19,6 +19,11 @@ export interface ClusterTransport {
   send(to: string, payload: Buffer): boolean;
   /** Called once per payload received from an authenticated member, in the order that member sent them. */
   onMessage(handler: (from: string, payload: Buffer) => void): void;
+  /**
+   * Called when the last authenticated connection from a member closes (as when its process dies).
+   * A hint, not proof: a silent partition closes nothing, and a link that only blipped reconnects.
+   */
+  onPeerLost(handler: (peer: string) => void): void;
   /** Closes the listener and every connection; queued payloads are dropped. */
   stop(): Promise<void>;
 }

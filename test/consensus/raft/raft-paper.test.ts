@@ -378,6 +378,73 @@ describe('§6/§9 pre-vote and check-quorum', () => {
   });
 });
 
+describe('a leader whose connections closed (peerUnreachable, the shell’s hint)', () => {
+  /** Pre-vote campaigns of a replica (each asks the two others). */
+  const preVotesFrom = (c: ReturnType<typeof cluster3>, id: string) => c.sent.filter((m) => m.type === 'PreVote' && m.from === id).length / 2;
+
+  test('the survivors elect the first of them in id order within three ticks, in one round, instead of after a full election timeout', () => {
+    const c = cluster3({ preVote: true, checkQuorum: true });
+    c.elect('a');
+    c.drop = (m) => m.to === 'a' || m.from === 'a';
+    c.core('b').peerUnreachable('a');
+    c.core('c').peerUnreachable('a');
+    expect(c.core('b').leaderId).toBeNull();
+    let ticks = 0;
+    while (c.core('b').role !== 'leader' && c.core('c').role !== 'leader' && ticks < 20) {
+      ticks += 1;
+      c.tick('b');
+      c.tick('c');
+      c.stabilize();
+    }
+    expect(c.core('b').role).toBe('leader');
+    expect(ticks).toBeLessThanOrEqual(3);
+    expect(c.core('b').term).toBe(2);
+    expect(preVotesFrom(c, 'c')).toBe(0);
+    expect(c.core('c').leaderId).toBe('b');
+  });
+
+  test('without the hint nobody campaigns before the election timeout', () => {
+    const c = cluster3({ preVote: true, checkQuorum: true });
+    c.elect('a');
+    c.drop = (m) => m.to === 'a' || m.from === 'a';
+    for (let i = 0; i < 9; i += 1) {
+      c.tick('b');
+      c.tick('c');
+      c.stabilize();
+    }
+    expect(preVotesFrom(c, 'b') + preVotesFrom(c, 'c')).toBe(0);
+  });
+
+  test('a wrong hint (the leader is alive) costs one refused pre-vote: same leader, same term, and the usual timer again', () => {
+    const c = cluster3({ preVote: true, checkQuorum: true });
+    c.elect('a');
+    c.core('b').peerUnreachable('a');
+    c.tick('b', 3);
+    c.stabilize();
+    expect(preVotesFrom(c, 'b')).toBe(1);
+    expect(c.sent.filter((m) => m.type === 'PreVoteResp' && m.to === 'b' && !m.reject)).toEqual([]);
+    c.tick('a');
+    c.stabilize();
+    expect(c.core('a').role).toBe('leader');
+    expect([c.core('a').term, c.core('b').term, c.core('c').term]).toEqual([1, 1, 1]);
+    expect(c.core('b').leaderId).toBe('a');
+    // The timer is the usual one again: nine quiet ticks bring no new campaign.
+    c.tick('b', 9);
+    c.stabilize();
+    expect(preVotesFrom(c, 'b')).toBe(1);
+  });
+
+  test('a hint about a member that is not our leader changes nothing', () => {
+    const c = cluster3({ preVote: true, checkQuorum: true });
+    c.elect('a');
+    c.core('b').peerUnreachable('c');
+    expect(c.core('b').leaderId).toBe('a');
+    c.tick('b', 9);
+    c.stabilize();
+    expect(preVotesFrom(c, 'b')).toBe(0);
+  });
+});
+
 describe('§7 log compaction and snapshots', () => {
   test('a follower behind the leader’s compacted log is sent a snapshot, installs it and catches up', () => {
     const c = cluster3();

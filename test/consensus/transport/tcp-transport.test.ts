@@ -47,7 +47,10 @@ function captureLogger(warnings: string[]): TransportLogger {
   return { info: () => {}, debug: () => {}, warn: (obj, msg) => warnings.push(`${msg} ${JSON.stringify(obj)}`) };
 }
 
-async function startMember(id: string, options: { secret?: string; listenPort?: number; handshakeTimeoutMs?: number } = {}): Promise<Member> {
+async function startMember(
+  id: string,
+  options: { secret?: string; listenPort?: number; handshakeTimeoutMs?: number; reconnectInitialMs?: number; reconnectMaxMs?: number } = {},
+): Promise<Member> {
   const warnings: string[] = [];
   const received: Received[] = [];
   const transport = new TcpTransport({
@@ -58,8 +61,8 @@ async function startMember(id: string, options: { secret?: string; listenPort?: 
     logger: captureLogger(warnings),
     maxFrameBytes: 64 * 1024,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 2000,
-    reconnectInitialMs: 10,
-    reconnectMaxMs: 100,
+    reconnectInitialMs: options.reconnectInitialMs ?? 10,
+    reconnectMaxMs: options.reconnectMaxMs ?? 100,
   });
   transport.onMessage((from, payload) => received.push({ from, text: payload.toString('utf8') }));
   await transport.start();
@@ -125,6 +128,36 @@ afterEach(async () => {
 });
 
 describe('TcpTransport', () => {
+  it('dials a member back at once when it connects, instead of waiting out a long reconnect backoff', async () => {
+    // n1's first dial to n2 fails (n2 is not listening yet) and its next one would be 15 to 30 s later.
+    const n1 = await startMember('n1', { reconnectInitialMs: 30_000, reconnectMaxMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const n2 = await startMember('n2');
+    // n2 dials n1; proving itself there brings n1's link to n2 up now, so n1 is heard within seconds.
+    await waitFor('n1 → n2 without waiting for the backoff', () => {
+      if (n2.received.some((r) => r.text === 'back')) return true;
+      n1.transport.send('n2', Buffer.from('back'));
+      return false;
+    }, 5_000);
+    expect(texts(n2, 'n1')[0]).toBe('back');
+  });
+
+  it('reports a member lost when its last authenticated connection closes (its process stopped), and not before', async () => {
+    const [n1, n2] = await Promise.all([startMember('n1'), startMember('n2')]);
+    const lost: string[] = [];
+    n1.transport.onPeerLost((peer) => lost.push(peer));
+    await sendUntilDelivered(n2, n1, 'n1', 'hello');
+    // A second authenticated connection as n2 that closes while n2's own stays open: nothing to report.
+    const { socket } = await rawAuthenticatedSocket(n1.transport.port, 'n2');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lost).toEqual([]);
+    await n2.transport.stop();
+    await waitFor('n1 to report n2 lost', () => lost.length > 0);
+    expect(lost).toEqual(['n2']);
+  });
+
   it('delivers between every pair of three members, in the order each sent', async () => {
     const members = await startCluster();
     for (const [i, from] of members.entries()) {
