@@ -106,10 +106,21 @@ async function drive(url: string, token: string, seconds: number, connections: n
   return acked;
 }
 
-/** CPU seconds (user + system, all threads) of a process so far, from /proc; null where there is none. */
-function cpuSecondsOf(pid: number | undefined): number | null {
+/** CPU seconds of a process so far (all threads; user and system), from /proc; null where there is none. */
+function cpuOf(pid: number | undefined): { user: number; system: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of a process's main thread (its JavaScript event loop), from /proc; null where there is none. */
+function mainThreadCpuOf(pid: number | undefined): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
@@ -117,12 +128,40 @@ function cpuSecondsOf(pid: number | undefined): number | null {
   }
 }
 
-/** Runs `drive` and measures the server's CPU over it: CPU ms per acknowledged transfer. */
-async function driveMeasured(url: string, token: string, pid: number | undefined): Promise<{ acked: Map<string, number>; cpuMsPerTransfer: number | null }> {
-  const before = cpuSecondsOf(pid);
+interface CpuShare {
+  /** Server CPU ms per acknowledged transfer: all threads, then user and system. */
+  serverMsPerTransfer: number;
+  serverUserMsPerTransfer: number;
+  serverSystemMsPerTransfer: number;
+  /** Cores in use over the run, by process (the server's main thread on its own too). */
+  serverCores: number;
+  serverMainThreadCores: number;
+  subscriberCores: number | null;
+  driverCores: number;
+}
+
+/** Runs `drive` and measures where the machine's CPU went over it. */
+async function driveMeasured(url: string, token: string, pid: number | undefined, subscriberPid?: number): Promise<{ acked: Map<string, number>; cpu: CpuShare | null }> {
+  const before = { server: cpuOf(pid), main: mainThreadCpuOf(pid), subscribers: cpuOf(subscriberPid), driver: process.cpuUsage(), at: performance.now() };
   const acked = await drive(url, token, SECONDS, CONNECTIONS);
-  const after = cpuSecondsOf(pid);
-  return { acked, cpuMsPerTransfer: before === null || after === null ? null : ((after - before) * 1000) / acked.size };
+  const after = { server: cpuOf(pid), main: mainThreadCpuOf(pid), subscribers: cpuOf(subscriberPid), driver: process.cpuUsage(before.driver), at: performance.now() };
+  if (!before.server || !after.server || before.main === null || after.main === null) return { acked, cpu: null };
+  const seconds = (after.at - before.at) / 1000;
+  const user = after.server.user - before.server.user;
+  const system = after.server.system - before.server.system;
+  const total = (c: { user: number; system: number }) => c.user + c.system;
+  return {
+    acked,
+    cpu: {
+      serverMsPerTransfer: ((user + system) * 1000) / acked.size,
+      serverUserMsPerTransfer: (user * 1000) / acked.size,
+      serverSystemMsPerTransfer: (system * 1000) / acked.size,
+      serverCores: (user + system) / seconds,
+      serverMainThreadCores: (after.main - before.main) / seconds,
+      subscriberCores: before.subscribers && after.subscribers ? (total(after.subscribers) - total(before.subscribers)) / seconds : null,
+      driverCores: (after.driver.user + after.driver.system) / 1e6 / seconds,
+    },
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -130,7 +169,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const fmtMs = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)} ms`);
+const fmtMs = (value: number | null | undefined) => (value === null || value === undefined ? 'n/a' : `${value.toFixed(2)} ms`);
+const fmtCores = (value: number | null | undefined) => (value === null || value === undefined ? 'n/a' : value.toFixed(2));
 
 async function main(): Promise<void> {
   const { url, child: ledger } = await startLedger();
@@ -158,7 +198,7 @@ async function main(): Promise<void> {
   // Subscribe messages follow connection_ack; give the server a moment to register them all.
   await new Promise((r) => setTimeout(r, 2_000));
   await drive(url, teller, Math.min(3, SECONDS), CONNECTIONS);
-  const withSubscribers = await driveMeasured(url, teller, ledger.pid);
+  const withSubscribers = await driveMeasured(url, teller, ledger.pid, subscribers.pid);
   const measured = withSubscribers.acked;
   const rateWith = measured.size / SECONDS;
   await new Promise((r) => setTimeout(r, 1_000));
@@ -194,7 +234,10 @@ async function main(): Promise<void> {
     '|---|---|---|',
     `| mutation rate without subscribers | ${rateWithout.toFixed(0)} /s | |`,
     `| mutation rate with ${SUBSCRIBERS} subscribers | ${rateWith.toFixed(0)} /s (${(ratio * 100).toFixed(0)}%) | ≥ ${TARGETS.rateRatio * 100}% ${ratio >= TARGETS.rateRatio ? 'met' : 'NOT met'} |`,
-    `| server CPU per transfer without / with subscribers | ${fmtMs(baseline.cpuMsPerTransfer)} / ${fmtMs(withSubscribers.cpuMsPerTransfer)} | |`,
+    `| server CPU per transfer without / with subscribers | ${fmtMs(baseline.cpu?.serverMsPerTransfer)} / ${fmtMs(withSubscribers.cpu?.serverMsPerTransfer)} | |`,
+    `| of which system (kernel) | ${fmtMs(baseline.cpu?.serverSystemMsPerTransfer)} / ${fmtMs(withSubscribers.cpu?.serverSystemMsPerTransfer)} | |`,
+    `| cores used: server (its main thread) without | ${fmtCores(baseline.cpu?.serverCores)} (${fmtCores(baseline.cpu?.serverMainThreadCores)}) | |`,
+    `| cores used: server (its main thread) / subscribers / HTTP clients with | ${fmtCores(withSubscribers.cpu?.serverCores)} (${fmtCores(withSubscribers.cpu?.serverMainThreadCores)}) / ${fmtCores(withSubscribers.cpu?.subscriberCores)} / ${fmtCores(withSubscribers.cpu?.driverCores)} | |`,
     `| deliveries measured | ${latencies.length} (${perEvent.length} transactions) | |`,
     `| delivery latency p50 (ack → subscriber) | ${p50.toFixed(1)} ms | |`,
     `| delivery latency p99 | ${p99.toFixed(1)} ms | ≤ ${TARGETS.p99Ms} ms ${p99 <= TARGETS.p99Ms ? 'met' : 'NOT met'} |`,
