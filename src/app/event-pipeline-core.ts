@@ -2,7 +2,7 @@ import type { PositionedEvent } from '../domain/ledger';
 import type { EventStore } from '../eventstore/event-store';
 import { EventStoreDbEventStore } from '../eventstore/eventstoredb-event-store';
 import { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
-import { SqliteEventStore } from '../eventstore/sqlite-event-store';
+import { SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
@@ -38,7 +38,7 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
     onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
     onHalted: (error) =>
       report({ type: 'error', where: 'event store append (refused for good: the event pipeline stopped, nothing is retried)', message: error.message }),
-    appendBytesMax: stores.appendBytesMax ?? undefined,
+    appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
   });
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {

@@ -15,6 +15,12 @@ export interface NewEvent {
   data: Record<string, unknown>;
   /** A JSON object; the ledger puts `position` (its own ordering) here. */
   metadata: EventMetadata;
+  /**
+   * `data` and `metadata` already serialized with JSON.stringify, when the caller has them (the
+   * publisher needs their size anyway): an adapter that stores JSON text uses them instead of
+   * serializing again. They must be exactly JSON.stringify(data) and JSON.stringify(metadata).
+   */
+  json?: { data: string; metadata: string };
 }
 
 export interface EventMetadata {
@@ -115,6 +121,12 @@ export interface EventStore {
 }
 
 export const READ_COUNT_MAX = 4096;
+/**
+ * A subscription hands over at most this many events per handler call. Larger than one read: the
+ * projections write one batch per call, and a large batch under backlog is what lets them keep up
+ * (an account touched many times is written once, and each commit dirties far fewer pages per event).
+ */
+export const SUBSCRIPTION_BATCH_MAX = 16_384;
 /** One append carries at most this many events. */
 export const APPEND_EVENTS_MAX = 8192;
 /** Default bound on the bytes (event data + metadata as JSON) of one append: under EventStoreDB's default MaxAppendSize of 1 MiB, with room for framing. */

@@ -1,4 +1,4 @@
-import { APPEND_EVENTS_MAX, type ExpectedRevision, type NewEvent, READ_COUNT_MAX } from './event-store';
+import { APPEND_EVENTS_MAX, type ExpectedRevision, type NewEvent, READ_COUNT_MAX, SUBSCRIPTION_BATCH_MAX } from './event-store';
 
 /**
  * The port's input rules, applied by every adapter so that all of them accept and refuse the same
@@ -60,8 +60,8 @@ export function checkReadCount(maxCount: number | undefined): number {
 
 export function checkBatchSizeMax(batchSizeMax: number | undefined, defaultSize: number): number {
   if (batchSizeMax === undefined) return defaultSize;
-  if (!Number.isInteger(batchSizeMax) || batchSizeMax < 1 || batchSizeMax > READ_COUNT_MAX) {
-    throw new RangeError(`batchSizeMax must be an integer from 1 to ${READ_COUNT_MAX} (READ_COUNT_MAX), not ${String(batchSizeMax)}`);
+  if (!Number.isInteger(batchSizeMax) || batchSizeMax < 1 || batchSizeMax > SUBSCRIPTION_BATCH_MAX) {
+    throw new RangeError(`batchSizeMax must be an integer from 1 to ${SUBSCRIPTION_BATCH_MAX} (SUBSCRIPTION_BATCH_MAX), not ${String(batchSizeMax)}`);
   }
   return batchSizeMax;
 }

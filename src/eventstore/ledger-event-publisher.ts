@@ -1,4 +1,4 @@
-import { v5 as uuidv5 } from 'uuid';
+import { parse as uuidParse, v5 as uuidv5 } from 'uuid';
 import type { PositionedEvent } from '../domain/ledger';
 import { POSITION_ZERO, parsePosition } from '../domain/position';
 import {
@@ -16,16 +16,24 @@ export const LEDGER_STREAM = 'ledger';
 /** Namespace of the UUIDv5 event ids derived from positions (fixed forever: ids must not change). */
 const EVENT_ID_NAMESPACE = '9b6f1c2e-3d4a-5b6c-8d7e-0f1a2b3c4d5e';
 
+/** The namespace as bytes, parsed once (uuid parses a string namespace on every call). */
+const EVENT_ID_NAMESPACE_BYTES = uuidParse(EVENT_ID_NAMESPACE);
+
 export function eventIdOf(position: string): string {
-  return uuidv5(position, EVENT_ID_NAMESPACE);
+  // Positions are ASCII: their bytes go in as they are, sparing uuid's UTF-8 conversion.
+  return uuidv5(Buffer.from(position, 'latin1'), EVENT_ID_NAMESPACE_BYTES);
 }
 
+/** The ledger event as the store takes it, serialized once: its JSON is what sizes appends and what the embedded store writes. */
 export function toNewEvent(positioned: PositionedEvent, timestampMs: number): NewEvent {
+  const data = positioned.event.data as unknown as Record<string, unknown>;
+  const metadata = { position: positioned.position, timestampMs };
   return {
     id: eventIdOf(positioned.position),
     type: positioned.event.type,
-    data: positioned.event.data as unknown as Record<string, unknown>,
-    metadata: { position: positioned.position, timestampMs },
+    data,
+    metadata,
+    json: { data: JSON.stringify(data), metadata: JSON.stringify(metadata) },
   };
 }
 
@@ -33,6 +41,9 @@ interface QueuedEntry {
   index: number;
   timestampMs: number;
   events: PositionedEvent[];
+  /** The events as the store takes them, made when the entry is first considered for an append (and kept if it waits for the next one). */
+  newEvents?: NewEvent[];
+  newEventBytes?: number;
 }
 
 export interface PublisherOptions {
@@ -62,6 +73,7 @@ export class LedgerEventPublisher {
   private durableIndex = 0;
   private lastEnqueuedIndex = 0;
   private running: Promise<void> | null = null;
+  private scheduled = false;
   private stopped = false;
   private haltedBy: Error | null = null;
 
@@ -89,18 +101,29 @@ export class LedgerEventPublisher {
   }
 
   private kick(): void {
-    if (this.running || this.stopped) return;
-    // drain() may finish without awaiting anything; clear `running` only once it has settled, and
-    // pick up whatever was enqueued meanwhile.
-    this.running = this.drain().finally(() => {
-      this.running = null;
-      if (this.queue.length > 0) this.kick();
+    if (this.running || this.scheduled || this.stopped) return;
+    // The drain starts after the current turn of the event loop, so that every entry handed over in
+    // that turn (several hand-overs may arrive together under load) goes into one append: one
+    // transaction and one fsync instead of one each.
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.running || this.stopped) return;
+      // drain() may finish without awaiting anything; clear `running` only once it has settled, and
+      // pick up whatever was enqueued meanwhile.
+      this.running = this.drain().finally(() => {
+        this.running = null;
+        if (this.queue.length > 0) this.kick();
+      });
     });
   }
 
   /** Resolves when everything enqueued so far is in the store (or the publisher stopped). */
   async flush(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.scheduled) {
+      if (this.running) await this.running;
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   async stop(): Promise<void> {
@@ -172,8 +195,8 @@ export class LedgerEventPublisher {
     let bytes = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
-      const nextEvents = next.events.map((positioned) => toNewEvent(positioned, next.timestampMs));
-      const nextBytes = nextEvents.reduce((sum, e) => sum + eventBytes(e), 0);
+      const nextEvents = (next.newEvents ??= next.events.map((positioned) => toNewEvent(positioned, next.timestampMs)));
+      const nextBytes = (next.newEventBytes ??= nextEvents.reduce((sum, e) => sum + eventBytes(e), 0));
       if (entries.length > 0 && (events.length + next.events.length > APPEND_EVENTS_MAX || bytes + nextBytes > this.appendBytesMax)) break;
       this.queue.shift();
       entries.push(next);
@@ -211,7 +234,9 @@ export class LedgerEventPublisher {
 
 /** What an event weighs in an append: its data and metadata as JSON (what EventStoreDB's MaxAppendSize counts, bar framing). */
 export function eventBytes(event: NewEvent): number {
-  return Buffer.byteLength(JSON.stringify(event.data)) + Buffer.byteLength(JSON.stringify(event.metadata)) + event.type.length + event.id.length;
+  const data = event.json?.data ?? JSON.stringify(event.data);
+  const metadata = event.json?.metadata ?? JSON.stringify(event.metadata);
+  return Buffer.byteLength(data) + Buffer.byteLength(metadata) + event.type.length + event.id.length;
 }
 
 /** Consecutive runs of at most bytesMax bytes and APPEND_EVENTS_MAX events; an event alone over bytesMax can never be appended. */

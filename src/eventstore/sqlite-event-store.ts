@@ -36,6 +36,13 @@ const STORE_POSITION_PATTERN = /^[0-9]{1,19}$/;
 const SUBSCRIPTION_BATCH_SIZE_DEFAULT = 512;
 /** Appends from another process on the same file send no in-process notification: poll for them. */
 const SUBSCRIPTION_POLL_MS = 250;
+/**
+ * Default bound on the bytes of one append to this store (what the publisher packs into one): an
+ * append is one transaction and one fsync, so under load one hand-over of several entries should
+ * be one append. EventStoreDB's bound (APPEND_BYTES_MAX_DEFAULT, 768 KiB) would split even a single
+ * batch of 1,000 transfers in two.
+ */
+export const SQLITE_APPEND_BYTES_MAX_DEFAULT = 32 * 1024 * 1024;
 /** A writer from another process holds the lock for one transaction at most; wait that long for it. */
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -261,8 +268,8 @@ export class SqliteEventStore implements EventStore {
     for (const event of events) {
       revision += 1n;
       try {
-        const data = serializeJson(event.data, event.id, 'data');
-        const metadata = serializeJson(event.metadata, event.id, 'metadata');
+        const data = event.json?.data ?? serializeJson(event.data, event.id, 'data');
+        const metadata = event.json?.metadata ?? serializeJson(event.metadata, event.id, 'metadata');
         const info = this.insertStatement.run(
           event.id,
           streamId,

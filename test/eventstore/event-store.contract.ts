@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import {
   APPEND_EVENTS_MAX,
   READ_COUNT_MAX,
+  SUBSCRIPTION_BATCH_MAX,
   WrongExpectedRevisionError,
   type EventStore,
   type ExpectedRevision,
@@ -501,12 +502,14 @@ export function eventStoreContract(name: string, open: () => Promise<OpenedStore
         expect(await store.readStream(streamId)).toEqual([]);
       });
 
-      it(`refuses a maxCount or batchSizeMax outside 1..READ_COUNT_MAX (${READ_COUNT_MAX})`, async () => {
+      it(`refuses a maxCount outside 1..READ_COUNT_MAX (${READ_COUNT_MAX}) and a batchSizeMax outside 1..SUBSCRIPTION_BATCH_MAX (${SUBSCRIPTION_BATCH_MAX})`, async () => {
         const streamId = newStreamId();
         for (const maxCount of [0, -1, 1.5, READ_COUNT_MAX + 1]) {
           expect(String(await rejection(store.readStream(streamId, { maxCount })))).toMatch(/READ_COUNT_MAX/);
           expect(String(await rejection(store.readAll({ maxCount })))).toMatch(/READ_COUNT_MAX/);
-          expect(() => store.subscribeAll({ batchSizeMax: maxCount }, async () => undefined)).toThrow(/READ_COUNT_MAX/);
+        }
+        for (const batchSizeMax of [0, -1, 1.5, SUBSCRIPTION_BATCH_MAX + 1]) {
+          expect(() => store.subscribeAll({ batchSizeMax }, async () => undefined)).toThrow(/SUBSCRIPTION_BATCH_MAX/);
         }
         expect(await store.readStream(streamId, { maxCount: READ_COUNT_MAX })).toEqual([]);
       });

@@ -1,0 +1,106 @@
+/**
+ * `npm run bench:pipeline`: the event pipeline alone (src/app/event-pipeline-core.ts: publisher into
+ * the embedded event store, projections into the embedded read models), fed with real entries of
+ * the LedgerMachine: batches of 1,000 transfers between 1,000 accounts, handed over as the node hands
+ * them (BENCH_PIPELINE_HANDOVER entries per hand-over, default 4: what one turn of the main thread
+ * collects under sustained batch load). Reports events/s from the first hand-over until every read
+ * model includes the last event, and the CPU time per event. The entries are generated first and not
+ * measured. No target of its own: it is the ceiling of "projected transfers/s" in `npm run bench`.
+ *
+ *   BENCH_PIPELINE_ENTRIES   measured entries of 1,000 transfers (default 200), after 20 unmeasured
+ *   BENCH_PIPELINE_HANDOVER  entries per hand-over (default 4)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type PipelineReport, type PipelineRequest, startPipelineCore } from '../src/app/event-pipeline-core';
+import type { BatchOperation, LedgerCommand } from '../src/domain/commands';
+import { LedgerMachine, type PositionedEvent } from '../src/domain/ledger';
+import { DEFAULT_RULES } from '../src/domain/rules';
+import { seededRandom } from '../test/support/seeded-random';
+import { intFromEnv } from './common';
+
+const ENTRIES = intFromEnv('BENCH_PIPELINE_ENTRIES', 200, 1);
+const HANDOVER = intFromEnv('BENCH_PIPELINE_HANDOVER', 4, 1);
+const WARMUP_ENTRIES = 20;
+const ACCOUNTS = 1000;
+
+type Entry = { index: number; timestampMs: number; events: PositionedEvent[] };
+
+function generate(): Entry[] {
+  const machine = new LedgerMachine(DEFAULT_RULES);
+  const random = seededRandom(7);
+  const account = (i: number) => `acct-${i}`;
+  const entries: Entry[] = [];
+  let timestampMs = Date.UTC(2026, 0, 31, 12);
+  const apply = (command: LedgerCommand) => {
+    const index = entries.length + 1;
+    timestampMs += 1000;
+    const result = machine.apply({ index, timestampMs }, command);
+    if (!result.outcome.ok) throw new Error(JSON.stringify(result.outcome.rejection));
+    entries.push({ index, timestampMs, events: result.events });
+  };
+  const opening: BatchOperation[] = [];
+  for (let j = 0; j < ACCOUNTS; j += 1) opening.push({ openAccount: { id: account(j), initialBalance: '1000000000' } });
+  apply({ type: 'ExecuteBatch', input: { operations: opening } });
+  for (let e = 0; e < WARMUP_ENTRIES + ENTRIES; e += 1) {
+    const operations: BatchOperation[] = [];
+    for (let k = 0; k < 1000; k += 1) {
+      const from = Math.floor(random() * ACCOUNTS);
+      const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
+      operations.push({ transfer: { fromAccountId: account(from), toAccountId: account(to), amount: String(1 + Math.floor(random() * 999)) } });
+    }
+    apply({ type: 'ExecuteBatch', input: { operations } });
+  }
+  return entries;
+}
+
+async function main(): Promise<void> {
+  const entries = generate();
+  const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-pipeline-'));
+  let projected: string | null = null;
+  let waiting: { position: string; resolve: () => void } | null = null;
+  const take = await startPipelineCore(
+    { eventStoreFile: join(dir, 'events.sqlite'), eventStoreUrl: null, readModelFile: join(dir, 'read-models.sqlite'), mongoDbUrl: null, mongoBulkChunk: 40 },
+    (report: PipelineReport) => {
+      if (report.type === 'error') throw new Error(`${report.where}: ${report.message}`);
+      if (report.type !== 'projected') return;
+      projected = report.position;
+      if (waiting && projected !== null && projected >= waiting.position) waiting.resolve();
+    },
+  );
+  const feed = async (slice: Entry[]) => {
+    for (let i = 0; i < slice.length; i += HANDOVER) {
+      take({ type: 'entries', entries: slice.slice(i, i + HANDOVER) } as PipelineRequest);
+      // One hand-over per turn of the event loop, as the worker receives them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const last = slice.at(-1)!.events.at(-1)!.position;
+    if (projected === null || projected < last) await new Promise<void>((resolve) => (waiting = { position: last, resolve }));
+  };
+  await feed(entries.slice(0, WARMUP_ENTRIES + 1));
+  const measured = entries.slice(WARMUP_ENTRIES + 1);
+  const events = measured.reduce((sum, e) => sum + e.events.length, 0);
+  const cpu = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  await feed(measured);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const used = process.cpuUsage(cpu);
+  take({ type: 'stop' });
+  console.log(
+    JSON.stringify({
+      events,
+      handover: HANDOVER,
+      eventsPerSecond: Math.round(events / seconds),
+      cpuMicrosPerEvent: Number(((used.user + used.system) / events).toFixed(1)),
+      seconds: Number(seconds.toFixed(2)),
+    }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((error: Error) => {
+  console.error(error.stack ?? error.message);
+  process.exit(1);
+});
