@@ -101,7 +101,10 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   }
   // With one EventStoreDB for the cluster every replica publishes its applied events; the stream's
   // expected revision makes that exactly once (a conflict re-reads the stream and skips what is there).
-  const node = new LedgerNode(machine, log, pipeline, { eventStoreShared: cluster !== null && config.eventStoreUrl !== null });
+  const node = new LedgerNode(machine, log, pipeline, {
+    eventStoreShared: cluster !== null && config.eventStoreUrl !== null,
+    projectionBacklogEventsMax: config.projectionBacklogEventsMax,
+  });
   const feeds = new FeedHub();
   // Registered before start, so that the head also covers the entries replayed from the log.
   log.onApplied((_entry, result) => feeds.ingest(result.events));
@@ -124,6 +127,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
     consensusStatus: () => node.status(),
     stateHash: () => createHash('sha256').update(JSON.stringify(machine.snapshot())).digest('hex'),
     projectionStatus: () => pipeline.projectionStatus(),
+    readModelsBehind: () => ({ events: pipeline.unprojectedEvents, lagMs: pipeline.projectionLagMs() }),
   };
 
   return {

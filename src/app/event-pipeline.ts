@@ -17,6 +17,12 @@ export interface EventPipeline {
   readonly startupNotes: string[];
   /** Events handed over but not yet in the event store. */
   readonly backlogEvents: number;
+  /** Events handed over but not yet in every read model. */
+  readonly unprojectedEvents: number;
+  /** Wall-clock age (ms) of the oldest handed-over event not yet in every read model; 0 when they hold everything. */
+  projectionLagMs(): number;
+  /** Resolves true once fewer than `events` events are unprojected, false after `timeoutMs` (or when the pipeline stops). */
+  waitForUnprojectedBelow(events: number, timeoutMs: number): Promise<boolean>;
   /** Called with the highest log index whose events are all in the event store. */
   onDurable(listener: (index: number) => void): void;
   /** Resolves true once every read model includes `position`, false after `timeoutMs`. */

@@ -43,6 +43,14 @@ export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResu
 export interface LedgerNodeOptions {
   /** Commands are refused while the event store trails the log by more than this many events. */
   publishBacklogEventsMax?: number;
+  /**
+   * Events applied but not yet in the read models beyond which a command waits before it is
+   * proposed (0 or absent: no bound). Under sustained load this holds acknowledgements to what the
+   * read models keep up with, so their lag stays bounded instead of growing until OVERLOADED.
+   */
+  projectionBacklogEventsMax?: number;
+  /** How long a command waits for the read models to come back under that bound before a retryable OVERLOADED. */
+  projectionBacklogWaitMs?: number;
   /** Retry a tick this long after the log was busy when a hold fell due. */
   tickRetryMs?: number;
   /**
@@ -126,13 +134,28 @@ export class LedgerNode {
   /** Proposes a command and resolves with its outcome once it is durable and applied. */
   async execute(command: LedgerCommand): Promise<CommandOutcome> {
     const backlogMax = this.options.publishBacklogEventsMax ?? 1_000_000;
-    if (this.pipeline.backlogEvents > backlogMax) throw new LogOverloadedError(backlogMax);
+    if (this.pipeline.backlogEvents > backlogMax) {
+      throw new LogOverloadedError(backlogMax, `the event store trails the log by more than ${backlogMax} events; try again shortly`);
+    }
     // What the decider refuses on the command's own content is refused here, before it costs a log
     // write and an fsync (a batch of 100,000 operations was a 12 MB entry before it was refused).
     const refusal = this.refusalBeforeLog(command);
     if (refusal) return { ok: false, rejection: refusal };
+    await this.waitForReadModels();
     const result = await this.log.propose(command);
     return result.outcome;
+  }
+
+  /** Backpressure: while the read models trail by more than the bound, a command waits (bounded) before it is proposed. */
+  private async waitForReadModels(): Promise<void> {
+    const eventsMax = this.options.projectionBacklogEventsMax ?? 0;
+    if (eventsMax <= 0 || this.pipeline.unprojectedEvents < eventsMax) return;
+    const waitMs = this.options.projectionBacklogWaitMs ?? 10_000;
+    if (await this.pipeline.waitForUnprojectedBelow(eventsMax, waitMs)) return;
+    throw new LogOverloadedError(
+      eventsMax,
+      `the read models trail the log by ${this.pipeline.unprojectedEvents} events (bound ${eventsMax}) and did not catch up within ${waitMs} ms; try again shortly`,
+    );
   }
 
   /**

@@ -21,6 +21,11 @@ export class WorkerEventPipeline implements EventPipeline {
   private inFlightHead = 0;
   private inFlightEvents = 0;
   private readonly durableListeners: Array<(index: number) => void> = [];
+  /** Handed-over entries with events not yet in every read model: [last event's position, event count, when handed over (wall ms)], oldest first. */
+  private unprojected: Array<[string, number, number]> = [];
+  private unprojectedHead = 0;
+  private unprojectedCount = 0;
+  private readonly unprojectedWaiters = new Set<{ below: number; resolve: (reached: boolean) => void }>();
   private readonly waiters: PositionWaiters;
   private projected: string | null = null;
   private status: ProjectionStatusReport[] = [];
@@ -69,10 +74,41 @@ export class WorkerEventPipeline implements EventPipeline {
     return this.inFlightEvents;
   }
 
+  get unprojectedEvents(): number {
+    return this.unprojectedCount;
+  }
+
+  projectionLagMs(): number {
+    const oldest = this.unprojected[this.unprojectedHead];
+    return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest[2]);
+  }
+
+  waitForUnprojectedBelow(events: number, timeoutMs: number): Promise<boolean> {
+    if (this.unprojectedCount < events) return Promise.resolve(true);
+    if (this.stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiter = {
+        below: events,
+        resolve: (reached: boolean) => {
+          clearTimeout(timer);
+          this.unprojectedWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => waiter.resolve(false), timeoutMs);
+      this.unprojectedWaiters.add(waiter);
+    });
+  }
+
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
     this.outbox.push({ index, timestampMs, events });
     this.inFlight.push([index, events.length]);
     this.inFlightEvents += events.length;
+    const last = events.at(-1);
+    if (last) {
+      this.unprojected.push([last.position, events.length, Date.now()]);
+      this.unprojectedCount += events.length;
+    }
     if (!this.outboxScheduled) {
       this.outboxScheduled = true;
       setImmediate(() => this.flushOutbox());
@@ -100,6 +136,7 @@ export class WorkerEventPipeline implements EventPipeline {
       this.post({ type: 'stop' });
     }).then(async () => {
       this.waiters.cancelAll();
+      for (const waiter of [...this.unprojectedWaiters]) waiter.resolve(false);
       await this.worker?.terminate();
       this.worker = null;
     });
@@ -119,6 +156,20 @@ export class WorkerEventPipeline implements EventPipeline {
     else this.worker?.postMessage(request);
   }
 
+  /** Drops the handed-over entries the read models now hold, and wakes the waiters that are below their bound. */
+  private noteProjected(position: string | null): void {
+    if (position === null) return;
+    while (this.unprojectedHead < this.unprojected.length && this.unprojected[this.unprojectedHead]![0] <= position) {
+      this.unprojectedCount -= this.unprojected[this.unprojectedHead]![1];
+      this.unprojectedHead += 1;
+    }
+    if (this.unprojectedHead > 4096) {
+      this.unprojected = this.unprojected.slice(this.unprojectedHead);
+      this.unprojectedHead = 0;
+    }
+    for (const waiter of [...this.unprojectedWaiters]) if (this.unprojectedCount < waiter.below) waiter.resolve(true);
+  }
+
   private handle(report: PipelineReport): void {
     switch (report.type) {
       case 'durable':
@@ -136,6 +187,7 @@ export class WorkerEventPipeline implements EventPipeline {
         this.projected = report.position;
         this.status = report.status;
         this.waiters.reached(report.position);
+        this.noteProjected(report.position);
         return;
       }
       case 'error':

@@ -73,8 +73,11 @@ export class NotLeaderError extends Error {
 }
 
 export class LogOverloadedError extends Error {
-  constructor(readonly queuedMax: number) {
-    super(`the command log has ${queuedMax} commands waiting; try again shortly`);
+  constructor(
+    readonly queuedMax: number,
+    message = `the command log has ${queuedMax} commands waiting; try again shortly`,
+  ) {
+    super(message);
     this.name = 'LogOverloadedError';
   }
 }

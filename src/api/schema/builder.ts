@@ -21,6 +21,8 @@ export interface LedgerApi {
   atLeastWaitsPerRequestMax?: number;
   consensusStatus(): ConsensusStatus;
   projectionStatus(): ProjectionStatusReport[];
+  /** How far the read models trail what this node has applied: events, and the wall-clock age of the oldest of them (0 when caught up). */
+  readModelsBehind?(): { events: number; lagMs: number };
   /** SHA-256 of this node's ledger state as of its applied index: equal on replicas at the same index. */
   stateHash?(): string;
 }

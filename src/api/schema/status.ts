@@ -11,7 +11,12 @@ export function registerStatus(builder: Builder): void {
       lagMs: t.exposeInt('lagMs', { nullable: true }),
     }),
   });
-  const LedgerStatus = builder.objectRef<{ consensus: ConsensusStatus; projections: ProjectionStatusReport[]; stateHash: () => string | null }>('LedgerStatus').implement({
+  const LedgerStatus = builder.objectRef<{
+    consensus: ConsensusStatus;
+    projections: ProjectionStatusReport[];
+    stateHash: () => string | null;
+    behind: { events: number; lagMs: number } | null;
+  }>('LedgerStatus').implement({
     fields: (t) => ({
       nodeId: t.string({ resolve: (s) => s.consensus.nodeId }),
       role: t.string({ description: 'LEADER, FOLLOWER, CANDIDATE or STANDALONE', resolve: (s) => s.consensus.role }),
@@ -20,6 +25,17 @@ export function registerStatus(builder: Builder): void {
       commitIndex: t.string({ resolve: (s) => String(s.consensus.commitIndex) }),
       appliedIndex: t.string({ resolve: (s) => String(s.consensus.appliedIndex) }),
       projections: t.field({ type: [ProjectionStatus], resolve: (s) => s.projections }),
+      readModelLagMs: t.int({
+        nullable: true,
+        description:
+          'Wall-clock milliseconds since this node applied the oldest event its read models do not hold yet; 0 when they hold everything it applied. What a query without atLeast may miss, in time.',
+        resolve: (s) => s.behind?.lagMs ?? null,
+      }),
+      readModelBacklogEvents: t.int({
+        nullable: true,
+        description: 'Events this node applied that its read models do not hold yet (under sustained load, new commands wait while this exceeds LEDGER_PROJECTION_BACKLOG_EVENTS_MAX).',
+        resolve: (s) => s.behind?.events ?? null,
+      }),
       stateHash: t.string({
         nullable: true,
         description:
@@ -39,7 +55,7 @@ export function registerStatus(builder: Builder): void {
         const consensus = ctx.ledger.consensusStatus();
         let hash: string | null | undefined;
         const stateHash = (): string | null => (hash === undefined ? (hash = ctx.ledger.stateHash?.() ?? null) : hash);
-        return { consensus, projections: ctx.ledger.projectionStatus(), stateHash };
+        return { consensus, projections: ctx.ledger.projectionStatus(), stateHash, behind: ctx.ledger.readModelsBehind?.() ?? null };
       },
     }),
   }));
