@@ -18,7 +18,9 @@ export interface NewEvent {
   /**
    * `data` and `metadata` already serialized with JSON.stringify, when the caller has them (the
    * publisher needs their size anyway): an adapter that stores JSON text uses them instead of
-   * serializing again. They must be exactly JSON.stringify(data) and JSON.stringify(metadata).
+   * serializing again. They must be exactly JSON.stringify(data) and JSON.stringify(metadata), and
+   * the caller must not change `data` or `metadata` afterwards: the embedded store may hand the same
+   * objects to readers of the events it just appended instead of parsing them back.
    */
   json?: { data: string; metadata: string };
 }

@@ -87,7 +87,18 @@ interface AppendOutcome {
   result: AppendResult;
   /** False when the append was an idempotent re-append and nothing was written. */
   written: boolean;
+  /** What was written, as readers will see it, when every event came serialized (NewEvent.json): for the tail cache. */
+  recorded: RecordedEvent[] | null;
+  firstSeq: bigint;
 }
+
+/**
+ * Events kept from this process's latest appends, so that a subscription following the tail (the
+ * projections) gets them without reading them back and parsing them again. Only for appends whose
+ * events came serialized (NewEvent.json, the ledger's publisher): their caller promises not to change
+ * them, so handing the same objects to readers is safe.
+ */
+const TAIL_CACHE_EVENTS_MAX = 32_768;
 
 export function formatSqliteStorePosition(seq: bigint): string {
   return seq.toString().padStart(STORE_POSITION_WIDTH, '0');
@@ -119,6 +130,9 @@ export class SqliteEventStore implements EventStore {
   private readonly appendListeners = new Set<() => void>();
   private readonly subscriptions = new Set<SqliteSubscription>();
   private closed = false;
+  /** This process's latest appended events, consecutive in store order from tailFirstSeq (see TAIL_CACHE_EVENTS_MAX). */
+  private tail: RecordedEvent[] = [];
+  private tailFirstSeq = 0n;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -190,7 +204,10 @@ export class SqliteEventStore implements EventStore {
     this.assertOpen();
     checkAppend(streamId, events, expectedRevision);
     const outcome = this.appendTransaction(streamId, events, expectedRevision);
-    if (outcome.written) this.notifyAppend();
+    if (outcome.written) {
+      this.keepTail(outcome);
+      this.notifyAppend();
+    }
     return outcome.result;
   }
 
@@ -250,7 +267,34 @@ export class SqliteEventStore implements EventStore {
   }
 
   private readAllAfter(after: bigint, maxCount: number): RecordedEvent[] {
+    // The rows right after `after` are the tail this process appended last: they are what a read
+    // would return (the tail is consecutive in store order, and nothing is stored between its events).
+    const offset = after + 1n - this.tailFirstSeq;
+    if (this.tail.length > 0 && offset >= 0n && offset < BigInt(this.tail.length)) {
+      const from = Number(offset);
+      return this.tail.slice(from, from + maxCount);
+    }
     return (this.readAllStatement.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
+  }
+
+  private keepTail(outcome: AppendOutcome): void {
+    const recorded = outcome.recorded;
+    // Another writer's events may lie before these (another process on the file): then the tail starts anew.
+    const follows = this.tail.length > 0 && this.tailFirstSeq + BigInt(this.tail.length) === outcome.firstSeq;
+    if (!recorded) {
+      this.tail = [];
+      return;
+    }
+    if (!follows) {
+      this.tail = [];
+      this.tailFirstSeq = outcome.firstSeq;
+    }
+    for (const event of recorded) this.tail.push(event);
+    const excess = this.tail.length - TAIL_CACHE_EVENTS_MAX;
+    if (excess > 0) {
+      this.tail = this.tail.slice(excess);
+      this.tailFirstSeq += BigInt(excess);
+    }
   }
 
   private appendInTransaction(streamId: string, events: NewEvent[], expected: ExpectedRevision): AppendOutcome {
@@ -258,13 +302,15 @@ export class SqliteEventStore implements EventStore {
     const actual: bigint | 'no_stream' = last === undefined ? 'no_stream' : last.revision;
     if (!expectedRevisionHolds(expected, actual)) {
       const replayed = this.findEarlierAppend(streamId, events, expected);
-      if (replayed !== null) return { result: replayed, written: false };
+      if (replayed !== null) return { result: replayed, written: false, recorded: null, firstSeq: 0n };
       throw new WrongExpectedRevisionError(streamId, expected, actual);
     }
 
     let revision = actual === 'no_stream' ? -1n : actual;
     let seq = 0n;
+    let firstSeq = 0n;
     const createdAtMs = Date.now();
+    let recorded: RecordedEvent[] | null = events.every((event) => event.json !== undefined) ? [] : null;
     for (const event of events) {
       revision += 1n;
       try {
@@ -280,12 +326,26 @@ export class SqliteEventStore implements EventStore {
           createdAtMs,
           rowChecksum(event.id, streamId, revision, event.type, data, metadata),
         );
-        seq = BigInt(info.lastInsertRowid);
+        const inserted = BigInt(info.lastInsertRowid);
+        // One transaction's rows take consecutive sequences (it holds the write lock); the tail cache relies on it.
+        if (firstSeq !== 0n && inserted !== seq + 1n) recorded = null;
+        seq = inserted;
+        if (firstSeq === 0n) firstSeq = seq;
+        recorded?.push({
+          id: event.id,
+          streamId,
+          revision,
+          type: event.type,
+          data: event.data,
+          metadata: event.metadata,
+          storePosition: formatSqliteStorePosition(seq),
+          createdAtMs,
+        });
       } catch (error) {
         throw this.explainInsertFailure(error, event.id);
       }
     }
-    return { result: { nextExpectedRevision: revision, storePosition: formatSqliteStorePosition(seq) }, written: true };
+    return { result: { nextExpectedRevision: revision, storePosition: formatSqliteStorePosition(seq) }, written: true, recorded, firstSeq };
   }
 
   /**

@@ -167,6 +167,37 @@ describe('SqliteEventStore on disk', () => {
     }
   });
 
+  it('serves the events it just appended (serialized by the caller) as a fresh read of the file would, also when another instance appends between', async () => {
+    const serialized = (list: NewEvent[]): NewEvent[] =>
+      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
+    const store = SqliteEventStore.open(file);
+    const other = SqliteEventStore.open(file);
+    try {
+      const first = await store.append('tail', serialized(events(5)), 'no_stream');
+      await other.append('tail-other', events(2), 'no_stream');
+      const second = await store.append('tail', serialized(events(4)), first.nextExpectedRevision);
+      const fromDisk = SqliteEventStore.open(file);
+      try {
+        for (const after of [null, ...(await fromDisk.readAll()).map((event) => event.storePosition)]) {
+          for (const maxCount of [1, 3, READ_COUNT_MAX]) {
+            expect(await store.readAll({ after, maxCount })).toEqual(await fromDisk.readAll({ after, maxCount }));
+          }
+        }
+        expect((await store.readAll()).length).toBe(11);
+        expect((await store.readAll()).at(-1)?.storePosition).toBe(second.storePosition);
+      } finally {
+        await fromDisk.close();
+      }
+      // A rolled-back append keeps nothing: the tail still ends where the file does.
+      await expect(store.append('tail', serialized(events(1)), 0n)).rejects.toThrow(WrongExpectedRevisionError);
+      const last = await store.readAll({ after: (await store.readAll()).at(-2)?.storePosition });
+      expect(last.map((event) => event.storePosition)).toEqual([second.storePosition]);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
+
   it('refuses an event id already stored elsewhere, naming where', async () => {
     const store = SqliteEventStore.open(file);
     try {
