@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
-import { isPosition } from '../domain/position';
+import { EVENTS_PER_ENTRY_MAX, isPosition, parsePosition } from '../domain/position';
 import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
   counterTotal,
@@ -32,7 +32,7 @@ import {
 } from './read-model-store';
 
 /** Bumped when the tables change; read models are rebuildable, so a mismatch means "rebuild", not "migrate". */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** Dynamic find statements are keyed by which filters are present (IN lists are bound as one JSON array): 2^8 count and 2^9 page shapes at most. */
 const FIND_STATEMENTS_MAX = 1024;
@@ -48,8 +48,11 @@ const SCHEMA = `
   -- mostActiveAccounts reads the first entries of this index.
   CREATE INDEX IF NOT EXISTS accounts_by_activity ON accounts (currency, transaction_count DESC, id);
 
+  -- Keyed by creation order (createdSeq: the createdPosition as one integer), so new transactions
+  -- append to the table instead of landing all over it, and the feed order needs no index of its own.
   CREATE TABLE IF NOT EXISTS transactions (
-    id               TEXT PRIMARY KEY,
+    created_seq      INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
     position         TEXT NOT NULL,
     created_position TEXT NOT NULL,
     -- canonical toISOString() form, so string order is time order whatever form the writer used
@@ -62,21 +65,19 @@ const SCHEMA = `
     currency         TEXT NOT NULL,
     doc              TEXT NOT NULL
   );
-  -- Analytics' largeTransactions: one currency's large transactions, newest first.
-  CREATE INDEX IF NOT EXISTS transactions_by_currency_large ON transactions (currency, large, created_position);
-  -- Unique: the cursor is a createdPosition alone, so two transactions sharing one would break paging.
-  CREATE UNIQUE INDEX IF NOT EXISTS transactions_by_created_position ON transactions (created_position);
-  CREATE INDEX IF NOT EXISTS transactions_by_large ON transactions (large, created_position);
+  -- Analytics' largeTransactions: one currency's large transactions, newest first (an index ends in the created_seq).
+  CREATE INDEX IF NOT EXISTS transactions_by_currency_large ON transactions (currency, large);
+  -- Large transactions of every currency, newest first: only they are indexed (queries name large = 1 literally).
+  CREATE INDEX IF NOT EXISTS transactions_large ON transactions (large) WHERE large = 1;
   CREATE INDEX IF NOT EXISTS transactions_by_created_at ON transactions (created_at);
   -- Catch-up of the live feeds reads transactions by the position of their last change.
   CREATE INDEX IF NOT EXISTS transactions_by_position ON transactions (position);
 
   -- Per-account history: one row per entry of the document's accountIds, in the same order as the feed.
   CREATE TABLE IF NOT EXISTS transaction_accounts (
-    account_id       TEXT NOT NULL,
-    created_position TEXT NOT NULL,
-    transaction_id   TEXT NOT NULL,
-    PRIMARY KEY (account_id, created_position, transaction_id)
+    account_id  TEXT NOT NULL,
+    created_seq INTEGER NOT NULL,
+    PRIMARY KEY (account_id, created_seq)
   ) WITHOUT ROWID;
 
   -- Keyed the way balanceAt reads it; a document's _id is account_id:position, so the key is unique too.
@@ -125,7 +126,7 @@ const SCHEMA = `
  */
 const BULK_LOAD_INDEXES: Readonly<Record<ReadModelCollection, readonly string[]>> = {
   accounts: ['accounts_by_activity'],
-  transactions: ['transactions_by_currency_large', 'transactions_by_created_position', 'transactions_by_large', 'transactions_by_created_at', 'transactions_by_position'],
+  transactions: ['transactions_by_currency_large', 'transactions_large', 'transactions_by_created_at', 'transactions_by_position'],
   balanceHistory: [],
   currencyTotals: [],
   volumeBuckets: [],
@@ -178,17 +179,17 @@ export class SqliteReadModelStore implements ReadModelStore {
          transaction_count = excluded.transaction_count, doc = excluded.doc
        WHERE excluded.position > accounts.position`,
     );
-    this.upsertTransaction = db.prepare<[string, string, string, string, string, string, bigint, number, string, string]>(
-      `INSERT INTO transactions (id, position, created_position, created_at, kind, status, amount_minor, large, currency, doc)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    this.upsertTransaction = db.prepare<[number, string, string, string, string, string, string, bigint, number, string, string]>(
+      `INSERT INTO transactions (created_seq, id, position, created_position, created_at, kind, status, amount_minor, large, currency, doc)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET
-         position = excluded.position, created_position = excluded.created_position, created_at = excluded.created_at,
+         position = excluded.position, created_at = excluded.created_at,
          kind = excluded.kind, status = excluded.status, amount_minor = excluded.amount_minor, large = excluded.large,
          currency = excluded.currency, doc = excluded.doc
        WHERE excluded.position > transactions.position`,
     );
     // One position is one balance, so a replayed balance row is simply skipped; a transaction's accounts never change.
-    this.transactionAccountRows = new RowBuffer(db, 'INSERT OR IGNORE INTO transaction_accounts (account_id, created_position, transaction_id) VALUES', 3);
+    this.transactionAccountRows = new RowBuffer(db, 'INSERT OR IGNORE INTO transaction_accounts (account_id, created_seq) VALUES', 2);
     this.balanceHistoryRows = new RowBuffer(db, 'INSERT OR IGNORE INTO balance_history (account_id, at, position, balance) VALUES', 4);
     this.upsertCheckpoint = db.prepare<[string, string, string, number]>(
       `INSERT INTO checkpoints (projection, position, store_position, updated_at_ms) VALUES (?, ?, ?, ?)
@@ -320,11 +321,11 @@ export class SqliteReadModelStore implements ReadModelStore {
     const where: string[] = [];
     const params: Record<string, unknown> = {};
     let from = 'transactions t';
-    let orderColumn = 't.created_position';
+    let orderColumn = 't.created_seq';
     if (query.accountId != null) {
       // Driven by the per-account index, which is already in feed order.
-      from = 'transaction_accounts ta JOIN transactions t ON t.id = ta.transaction_id';
-      orderColumn = 'ta.created_position';
+      from = 'transaction_accounts ta JOIN transactions t ON t.created_seq = ta.created_seq';
+      orderColumn = 'ta.created_seq';
       where.push('ta.account_id = @accountId');
       params.accountId = query.accountId;
     }
@@ -349,10 +350,8 @@ export class SqliteReadModelStore implements ReadModelStore {
       where.push('t.created_at <= @to');
       params.to = canonicalInstant(query.to, 'to');
     }
-    if (query.large != null) {
-      where.push('t.large = @large');
-      params.large = query.large ? 1 : 0;
-    }
+    // A literal, not a parameter: only then can SQLite use the partial index of large transactions.
+    if (query.large != null) where.push(query.large ? 't.large = 1' : 't.large = 0');
     if (query.currency != null) {
       where.push('t.currency = @currency');
       params.currency = query.currency;
@@ -361,7 +360,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     const count = this.findStatement(`SELECT COUNT(*) AS n FROM ${from}${matching}`);
     if (beforeCreatedPosition !== null) {
       where.push(`${orderColumn} < @before`);
-      params.before = beforeCreatedPosition;
+      params.before = createdSeqOf(beforeCreatedPosition);
     }
     const paged = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
     const select = this.findStatement(`SELECT t.doc AS doc FROM ${from}${paged} ORDER BY ${orderColumn} DESC LIMIT @limitPlusOne`);
@@ -383,7 +382,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     const params: Record<string, unknown> = { after: afterPosition, upTo: upToPosition, limit };
     let from = 'transactions t';
     if (query.accountId != null) {
-      from = 'transaction_accounts ta JOIN transactions t ON t.id = ta.transaction_id';
+      from = 'transaction_accounts ta JOIN transactions t ON t.created_seq = ta.created_seq';
       where.push('ta.account_id = @accountId');
       params.accountId = query.accountId;
     }
@@ -514,8 +513,10 @@ export class SqliteReadModelStore implements ReadModelStore {
         assertDocId(doc._id, doc.id, 'transaction');
         assertPosition(doc.position, `transaction ${doc._id}`);
         assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
+        const createdSeq = createdSeqOf(doc.createdPosition);
         // Positional parameters: binding a named-parameter object costs a property lookup per column per row.
         const applied = this.upsertTransaction.run(
+          createdSeq,
           doc._id,
           doc.position,
           doc.createdPosition,
@@ -529,7 +530,7 @@ export class SqliteReadModelStore implements ReadModelStore {
         );
         // A transaction's accounts and createdPosition never change: its index rows are written once.
         if (applied.changes > 0) {
-          for (const accountId of doc.accountIds) this.transactionAccountRows.add(accountId, doc.createdPosition, doc._id);
+          for (const accountId of doc.accountIds) this.transactionAccountRows.add(accountId, createdSeq);
         }
         return;
       }
@@ -602,6 +603,18 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
     return statement;
   }
+}
+
+/**
+ * A position as one integer that sorts the same way (log index × 10^6 + event index), for the integer
+ * keys of the transactions table and the per-account history. Exact while the log index stays below
+ * 9 × 10^9 (2^53 / 10^6); beyond that the store refuses to write rather than mis-order.
+ */
+const CREATED_SEQ_INDEX_MAX = Math.floor(Number.MAX_SAFE_INTEGER / EVENTS_PER_ENTRY_MAX) - 1;
+function createdSeqOf(position: string): number {
+  const { index, eventIndex } = parsePosition(position);
+  if (index > CREATED_SEQ_INDEX_MAX) throw new Error(`position ${position}: log index beyond ${CREATED_SEQ_INDEX_MAX}, which the embedded read models cannot key exactly`);
+  return index * EVENTS_PER_ENTRY_MAX + eventIndex;
 }
 
 interface CurrencyTotalsRow {

@@ -93,6 +93,20 @@ describe('stores checked against each other at start', () => {
     expect(await balance(again, 'b')).toBe('6');
   });
 
+  it('read models of an older schema version are dropped and re-projected in the current layout', async () => {
+    const { dir, ledger } = await ledgerWith(3);
+    await stop(ledger);
+    const db = new Database(join(dir, 'read-models.sqlite'));
+    db.pragma('user_version = 3');
+    db.close();
+    const again = await start(dir);
+    expect(again.describeStores().join('\n')).toMatch(/read models at .* were unreadable \(read-model database .* has schema version 3, expected \d+: delete it to rebuild\): dropped, re-projecting/);
+    await settle(again);
+    expect(await balance(again, 'a')).toBe('997');
+    const history = await again.readModels.findTransactions({ accountId: 'b' }, null, 10);
+    expect(history.docs.map((t) => t.amount)).toEqual(['1', '1', '1']);
+  });
+
   it('a corrupt read-model file is dropped and re-projected', async () => {
     const { dir, ledger } = await ledgerWith(4);
     await stop(ledger);
