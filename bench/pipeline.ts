@@ -5,7 +5,8 @@
  * them (BENCH_PIPELINE_HANDOVER entries per hand-over, default 4: what one turn of the main thread
  * collects under sustained batch load). Reports events/s from the first hand-over until every read
  * model includes the last event, and the CPU time per event. The entries are generated first and not
- * measured. No target of its own: it is the ceiling of "projected transfers/s" in `npm run bench`.
+ * measured, nor is their serialization (serializeLedgerEvent), which the node's thread does before the
+ * hand-over: its cost per event is printed apart. No target of its own: it is the ceiling of "projected transfers/s" in `npm run bench`.
  *
  *   BENCH_PIPELINE_ENTRIES   measured entries of 1,000 transfers (default 200), after 20 unmeasured
  *   BENCH_PIPELINE_HANDOVER  entries per hand-over (default 4)
@@ -17,6 +18,7 @@ import { type PipelineReport, type PipelineRequest, startPipelineCore } from '..
 import type { BatchOperation, LedgerCommand } from '../src/domain/commands';
 import { LedgerMachine, type PositionedEvent } from '../src/domain/ledger';
 import { DEFAULT_RULES } from '../src/domain/rules';
+import { type SerializedLedgerEvent, serializeLedgerEvent } from '../src/eventstore/ledger-event-publisher';
 import { seededRandom } from '../test/support/seeded-random';
 import { intFromEnv } from './common';
 
@@ -26,6 +28,7 @@ const WARMUP_ENTRIES = 20;
 const ACCOUNTS = 1000;
 
 type Entry = { index: number; timestampMs: number; events: PositionedEvent[] };
+type HandedEntry = { index: number; timestampMs: number; events: SerializedLedgerEvent[] };
 
 function generate(): Entry[] {
   const machine = new LedgerMachine(DEFAULT_RULES);
@@ -69,17 +72,21 @@ async function main(): Promise<void> {
       if (waiting && projected !== null && projected >= waiting.position) waiting.resolve();
     },
   );
-  const feed = async (slice: Entry[]) => {
+  // What the node's thread does before the hand-over (serializeLedgerEvent), timed apart: it is not the pipeline's work.
+  const serializeStarted = process.hrtime.bigint();
+  const handed: HandedEntry[] = entries.map((e) => ({ index: e.index, timestampMs: e.timestampMs, events: e.events.map(serializeLedgerEvent) }));
+  const serializeMicrosPerEvent = Number(process.hrtime.bigint() - serializeStarted) / 1e3 / entries.reduce((sum, e) => sum + e.events.length, 0);
+  const feed = async (slice: HandedEntry[]) => {
     for (let i = 0; i < slice.length; i += HANDOVER) {
-      take({ type: 'entries', entries: slice.slice(i, i + HANDOVER) } as PipelineRequest);
+      take({ type: 'entries', entries: slice.slice(i, i + HANDOVER) } satisfies PipelineRequest);
       // One hand-over per turn of the event loop, as the worker receives them.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const last = slice.at(-1)!.events.at(-1)!.position;
     if (projected === null || projected < last) await new Promise<void>((resolve) => (waiting = { position: last, resolve }));
   };
-  await feed(entries.slice(0, WARMUP_ENTRIES + 1));
-  const measured = entries.slice(WARMUP_ENTRIES + 1);
+  await feed(handed.slice(0, WARMUP_ENTRIES + 1));
+  const measured = handed.slice(WARMUP_ENTRIES + 1);
   const events = measured.reduce((sum, e) => sum + e.events.length, 0);
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
@@ -94,6 +101,7 @@ async function main(): Promise<void> {
       eventsPerSecond: Math.round(events / seconds),
       cpuMicrosPerEvent: Number(((used.user + used.system) / events).toFixed(1)),
       seconds: Number(seconds.toFixed(2)),
+      nodeThreadSerializeMicrosPerEvent: Number(serializeMicrosPerEvent.toFixed(1)),
     }),
   );
   await new Promise((resolve) => setTimeout(resolve, 200));

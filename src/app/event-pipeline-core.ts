@@ -1,7 +1,6 @@
-import type { PositionedEvent } from '../domain/ledger';
 import type { EventStore } from '../eventstore/event-store';
 import { EventStoreDbEventStore } from '../eventstore/eventstoredb-event-store';
-import { LedgerEventPublisher } from '../eventstore/ledger-event-publisher';
+import { LedgerEventPublisher, type SerializedLedgerEvent } from '../eventstore/ledger-event-publisher';
 import { SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
@@ -12,7 +11,7 @@ import type { EventPipelineStores } from './event-pipeline';
 import { openReadModelStore } from './read-model-stores';
 
 export type PipelineRequest =
-  | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: PositionedEvent[] }> }
+  | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> }
   | { type: 'stop' };
 
 export type PipelineReport =
@@ -72,7 +71,7 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
     if (request.type === 'entries') {
       for (const entry of request.entries) {
         if (entry.events.length > 0) projections.noteCommittedTimestamp(entry.timestampMs);
-        publisher.enqueue(entry.index, entry.timestampMs, entry.events);
+        publisher.enqueueSerialized(entry.index, entry.timestampMs, entry.events);
       }
       return;
     }

@@ -37,11 +37,44 @@ export function toNewEvent(positioned: PositionedEvent, timestampMs: number): Ne
   };
 }
 
+/**
+ * A ledger event already serialized for the store, as the node hands it to the pipeline worker: a
+ * string crosses threads far more cheaply than an object graph, and the JSON and the id are made on
+ * the thread that has time for them (see serializeLedgerEvent).
+ */
+export interface SerializedLedgerEvent {
+  position: string;
+  type: string;
+  /** eventIdOf(position) */
+  id: string;
+  /** JSON.stringify of the event's data. */
+  data: string;
+}
+
+export function serializeLedgerEvent(positioned: PositionedEvent): SerializedLedgerEvent {
+  return { position: positioned.position, type: positioned.event.type, id: eventIdOf(positioned.position), data: JSON.stringify(positioned.event.data) };
+}
+
+/** The store's event from a serialized one: the data parsed once (projections read it from the store's tail), its JSON kept. */
+export function newEventFromSerialized(event: SerializedLedgerEvent, timestampMs: number): NewEvent {
+  const metadata = { position: event.position, timestampMs };
+  return {
+    id: event.id,
+    type: event.type,
+    data: JSON.parse(event.data) as Record<string, unknown>,
+    metadata,
+    json: { data: event.data, metadata: JSON.stringify(metadata) },
+  };
+}
+
 interface QueuedEntry {
   index: number;
   timestampMs: number;
-  events: PositionedEvent[];
-  /** The events as the store takes them, made when the entry is first considered for an append (and kept if it waits for the next one). */
+  /** How many events the entry has. */
+  count: number;
+  /** The ledger's events, when they came as objects; turned into newEvents when first considered for an append. */
+  events: PositionedEvent[] | null;
+  /** The events as the store takes them (kept if the entry waits for the next append). */
   newEvents?: NewEvent[];
   newEventBytes?: number;
 }
@@ -93,10 +126,19 @@ export class LedgerEventPublisher {
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
-    if (index <= this.lastEnqueuedIndex) throw new Error(`invariant: entry ${index} published after ${this.lastEnqueuedIndex}`);
-    this.lastEnqueuedIndex = index;
-    this.queue.push({ index, timestampMs, events });
-    this.queuedEvents += events.length;
+    this.push({ index, timestampMs, count: events.length, events });
+  }
+
+  /** The same as enqueue, for events serialized by the node (serializeLedgerEvent). */
+  enqueueSerialized(index: number, timestampMs: number, events: SerializedLedgerEvent[]): void {
+    this.push({ index, timestampMs, count: events.length, events: null, newEvents: events.map((event) => newEventFromSerialized(event, timestampMs)) });
+  }
+
+  private push(entry: QueuedEntry): void {
+    if (entry.index <= this.lastEnqueuedIndex) throw new Error(`invariant: entry ${entry.index} published after ${this.lastEnqueuedIndex}`);
+    this.lastEnqueuedIndex = entry.index;
+    this.queue.push(entry);
+    this.queuedEvents += entry.count;
     this.kick();
   }
 
@@ -195,9 +237,9 @@ export class LedgerEventPublisher {
     let bytes = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
-      const nextEvents = (next.newEvents ??= next.events.map((positioned) => toNewEvent(positioned, next.timestampMs)));
+      const nextEvents = (next.newEvents ??= (next.events ?? []).map((positioned) => toNewEvent(positioned, next.timestampMs)));
       const nextBytes = (next.newEventBytes ??= nextEvents.reduce((sum, e) => sum + eventBytes(e), 0));
-      if (entries.length > 0 && (events.length + next.events.length > APPEND_EVENTS_MAX || bytes + nextBytes > this.appendBytesMax)) break;
+      if (entries.length > 0 && (events.length + next.count > APPEND_EVENTS_MAX || bytes + nextBytes > this.appendBytesMax)) break;
       this.queue.shift();
       entries.push(next);
       events.push(...nextEvents);
