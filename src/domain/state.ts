@@ -166,8 +166,8 @@ export function accountFromRecord(r: AccountRecord): AccountState {
     balance: BigInt(r.balance),
     availableBalance: BigInt(r.availableBalance),
     overdraftLimit: BigInt(r.overdraftLimit),
-    createdAtMs: Date.parse(r.createdAt),
-    lastTransactionAtMs: r.lastTransactionAt === null ? null : Date.parse(r.lastTransactionAt),
+    createdAtMs: epochMs(r.createdAt),
+    lastTransactionAtMs: r.lastTransactionAt === null ? null : epochMs(r.lastTransactionAt),
     transactionCount: r.transactionCount,
     metadata: r.metadata,
   };
@@ -177,9 +177,34 @@ export function holdFromRecord(t: TransactionRecord): HoldState {
   return { transaction: t, amount: BigInt(t.amount), deadlineMs: t.expiresAt === null ? null : Date.parse(t.expiresAt) };
 }
 
+/**
+ * Epoch ms → ISO 8601, and back. Every transfer formats its entry's instant and both accounts'
+ * times, and evolve parses them again: the same few thousand values (one instant per entry, each
+ * account's creation time) over and over, so both directions keep a bounded memo. Pure functions:
+ * the memo changes no answer.
+ */
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  let iso = isoTimes.get(ms);
+  if (iso === undefined) {
+    iso = new Date(ms).toISOString();
+    if (isoTimes.size >= TIME_MEMO_MAX) isoTimes.clear();
+    isoTimes.set(ms, iso);
+  }
+  return iso;
 }
+
+export function epochMs(iso: string): number {
+  let ms = epochsMs.get(iso);
+  if (ms === undefined) {
+    ms = Date.parse(iso);
+    if (epochsMs.size >= TIME_MEMO_MAX) epochsMs.clear();
+    epochsMs.set(iso, ms);
+  }
+  return ms;
+}
+const TIME_MEMO_MAX = 4096;
+const isoTimes = new Map<number, string>();
+const epochsMs = new Map<string, number>();
 
 export const TRANSACTION_ID_PREFIX = 'tx-';
 
