@@ -47,7 +47,7 @@ const EnvSchema = z.object({
     .number()
     .int('LEDGER_PROJECTION_BACKLOG_EVENTS_MAX must be a whole number of events')
     .min(0, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX must be 0 (no bound) or more')
-    .default(20_000),
+    .default(10_000),
   LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
   LEDGER_TOKEN_LIFETIME_MAX_SECONDS: z.coerce
     .number()

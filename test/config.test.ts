@@ -6,6 +6,12 @@ describe('configuration', () => {
     expect(config).toMatchObject({ port: 4000, dataDir: './data', eventStoreUrl: null, mongoDbUrl: null, mongoBulkChunk: 40, jwtSecret: null, production: false });
     expect(config.rules.amountMaxMinor).toBe(1_000_000_000n);
     expect(config.rules.largeTransactionThresholdMinor).toBe(1_000_000n);
+    expect(config.projectionBacklogEventsMax).toBe(10_000);
+  });
+
+  it('reads the read models\' backpressure bound, 0 turning it off', () => {
+    expect(loadConfig({ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '250000' }).projectionBacklogEventsMax).toBe(250_000);
+    expect(loadConfig({ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '0' }).projectionBacklogEventsMax).toBe(0);
   });
 
   it('reads every setting', () => {
@@ -40,6 +46,9 @@ describe('configuration', () => {
     [{ LEDGER_MONGODB_BULK_CHUNK: '2.5' }, 'LEDGER_MONGODB_BULK_CHUNK'],
     [{ LEDGER_MONGODB_BULK_CHUNK: 'forty' }, 'LEDGER_MONGODB_BULK_CHUNK'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '-1' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],
+    [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '1.5' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],
+    [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: 'many' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],
   ])('refuses %j, naming %s', (env, name) => {
     let error: unknown;
     try {
