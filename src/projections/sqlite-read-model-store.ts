@@ -54,7 +54,6 @@ const SCHEMA = `
     created_seq      INTEGER PRIMARY KEY,
     id               TEXT NOT NULL UNIQUE,
     position         TEXT NOT NULL,
-    created_position TEXT NOT NULL,
     -- canonical toISOString() form, so string order is time order whatever form the writer used
     created_at       TEXT NOT NULL,
     kind             TEXT NOT NULL,
@@ -179,9 +178,9 @@ export class SqliteReadModelStore implements ReadModelStore {
          transaction_count = excluded.transaction_count, doc = excluded.doc
        WHERE excluded.position > accounts.position`,
     );
-    this.upsertTransaction = db.prepare<[number, string, string, string, string, string, string, bigint, number, string, string]>(
-      `INSERT INTO transactions (created_seq, id, position, created_position, created_at, kind, status, amount_minor, large, currency, doc)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    this.upsertTransaction = db.prepare<[number, string, string, string, string, string, bigint, number, string, string]>(
+      `INSERT INTO transactions (created_seq, id, position, created_at, kind, status, amount_minor, large, currency, doc)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET
          position = excluded.position, created_at = excluded.created_at,
          kind = excluded.kind, status = excluded.status, amount_minor = excluded.amount_minor, large = excluded.large,
@@ -519,7 +518,6 @@ export class SqliteReadModelStore implements ReadModelStore {
           createdSeq,
           doc._id,
           doc.position,
-          doc.createdPosition,
           canonicalInstant(doc.createdAt, `transaction ${doc._id} createdAt`),
           doc.kind,
           doc.status,
