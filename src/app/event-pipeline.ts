@@ -21,7 +21,11 @@ export interface EventPipeline {
   readonly unprojectedEvents: number;
   /** Wall-clock age (ms) of the oldest handed-over event not yet in every read model; 0 when they hold everything. */
   projectionLagMs(): number;
-  /** Resolves true once fewer than `events` events are unprojected, false after `timeoutMs` (or when the pipeline stops). */
+  /**
+   * Resolves true once fewer than `events` events are unprojected (at once while the read models
+   * still catch up with what the event store held at start), false after `timeoutMs` (or when the
+   * pipeline stops).
+   */
   waitForUnprojectedBelow(events: number, timeoutMs: number): Promise<boolean>;
   /** Called with the highest log index whose events are all in the event store. */
   onDurable(listener: (index: number) => void): void;

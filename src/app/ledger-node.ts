@@ -1,5 +1,5 @@
 import type { CommandLog, ConsensusStatus, LogEntry, StateMachine } from '../consensus/command-log';
-import { LogOverloadedError } from '../consensus/command-log';
+import { LogOverloadedError, LogStoppedError } from '../consensus/command-log';
 import type { BatchOperation, LedgerCommand } from '../domain/commands';
 import { type CommandOutcome, type EntryResult, LedgerMachine, type LedgerSnapshot } from '../domain/ledger';
 import type { Rejection } from '../domain/errors';
@@ -151,7 +151,9 @@ export class LedgerNode {
     const eventsMax = this.options.projectionBacklogEventsMax ?? 0;
     if (eventsMax <= 0 || this.pipeline.unprojectedEvents < eventsMax) return;
     const waitMs = this.options.projectionBacklogWaitMs ?? 10_000;
-    if (await this.pipeline.waitForUnprojectedBelow(eventsMax, waitMs)) return;
+    const caughtUp = await this.pipeline.waitForUnprojectedBelow(eventsMax, waitMs);
+    if (this.stopped) throw new LogStoppedError();
+    if (caughtUp) return;
     throw new LogOverloadedError(
       eventsMax,
       `the read models trail the log by ${this.pipeline.unprojectedEvents} events (bound ${eventsMax}) and did not catch up within ${waitMs} ms; try again shortly`,

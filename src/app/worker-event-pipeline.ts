@@ -32,6 +32,8 @@ export class WorkerEventPipeline implements EventPipeline {
   private status: ProjectionStatusReport[] = [];
   private stopped: Promise<void> | null = null;
   storedPosition: string | null = null;
+  /** The event store's last position when the pipeline started (null: empty): see catchingUpAtStart. */
+  private storedPositionAtStart: string | null = null;
   startupNotes: string[] = [];
   private resolveStopped: (() => void) | null = null;
 
@@ -84,8 +86,17 @@ export class WorkerEventPipeline implements EventPipeline {
     return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest[2]);
   }
 
+  /**
+   * True until the read models have reached what the event store held at start: while they are
+   * rebuilt or catch up (after an upgrade that drops them, say), the backlog is the event store's,
+   * not the handed-over entries', and holding new commands would stop writes for the whole rebuild.
+   */
+  get catchingUpAtStart(): boolean {
+    return this.storedPositionAtStart !== null && (this.projected === null || this.projected < this.storedPositionAtStart);
+  }
+
   waitForUnprojectedBelow(events: number, timeoutMs: number): Promise<boolean> {
-    if (this.unprojectedCount < events) return Promise.resolve(true);
+    if (this.unprojectedCount < events || this.catchingUpAtStart) return Promise.resolve(true);
     if (this.stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const waiter = {
@@ -107,7 +118,9 @@ export class WorkerEventPipeline implements EventPipeline {
     this.inFlight.push([index, events.length]);
     this.inFlightEvents += events.length;
     const last = events.at(-1);
-    if (last) {
+    // Entries the read models already hold (replayed from the log at start, or projected from a
+    // shared event store before this replica applied them) are not behind.
+    if (last && (this.projected === null || last.position > this.projected)) {
       this.unprojected.push([last.position, events.length, Date.now()]);
       this.unprojectedCount += events.length;
     }
@@ -169,7 +182,8 @@ export class WorkerEventPipeline implements EventPipeline {
       this.unprojected = this.unprojected.slice(this.unprojectedHead);
       this.unprojectedHead = 0;
     }
-    for (const waiter of [...this.unprojectedWaiters]) if (this.unprojectedCount < waiter.below) waiter.resolve(true);
+    const catchingUp = this.catchingUpAtStart;
+    for (const waiter of [...this.unprojectedWaiters]) if (catchingUp || this.unprojectedCount < waiter.below) waiter.resolve(true);
   }
 
   private handle(report: PipelineReport): void {
@@ -200,6 +214,7 @@ export class WorkerEventPipeline implements EventPipeline {
         return;
       case 'ready':
         this.storedPosition = report.storedPosition;
+        this.storedPositionAtStart = report.storedPosition;
         this.startupNotes = report.notes;
         return;
     }

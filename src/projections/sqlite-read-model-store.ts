@@ -359,7 +359,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     const count = this.findStatement(`SELECT COUNT(*) AS n FROM ${from}${matching}`);
     if (beforeCreatedPosition !== null) {
       where.push(`${orderColumn} < @before`);
-      params.before = createdSeqOf(beforeCreatedPosition);
+      params.before = createdSeqBound(beforeCreatedPosition);
     }
     const paged = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
     const select = this.findStatement(`SELECT t.doc AS doc FROM ${from}${paged} ORDER BY ${orderColumn} DESC LIMIT @limitPlusOne`);
@@ -613,6 +613,11 @@ function createdSeqOf(position: string): number {
   const { index, eventIndex } = parsePosition(position);
   if (index > CREATED_SEQ_INDEX_MAX) throw new Error(`position ${position}: log index beyond ${CREATED_SEQ_INDEX_MAX}, which the embedded read models cannot key exactly`);
   return index * EVENTS_PER_ENTRY_MAX + eventIndex;
+}
+
+/** A cursor as a created_seq bound: one beyond every storable key (which all lie below it) is the largest safe integer. */
+function createdSeqBound(position: string): number {
+  return parsePosition(position).index > CREATED_SEQ_INDEX_MAX ? Number.MAX_SAFE_INTEGER : createdSeqOf(position);
 }
 
 interface CurrencyTotalsRow {

@@ -14,6 +14,9 @@ import type { BatchOperation, LedgerCommand } from '../../src/domain/commands';
 import type { EntryResult, PositionedEvent } from '../../src/domain/ledger';
 import { DEFAULT_RULES } from '../../src/domain/rules';
 import { WorkerEventPipeline } from '../../src/app/worker-event-pipeline';
+import { composeLedger } from '../../src/app/compose';
+import { loadConfig } from '../../src/config';
+import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
 
 /** A pipeline whose read models move only when the test says so. */
 class HeldPipeline implements EventPipeline {
@@ -148,6 +151,77 @@ describe('WorkerEventPipeline counts what the read models do not hold yet', () =
       expect(await pipeline.waitForPosition(second.events.at(-1)!.position, 1)).toBe(true);
     } finally {
       await pipeline.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('read-model backpressure across restarts', () => {
+  jest.setTimeout(60_000);
+
+  it('does not count entries replayed from the log that the read models already hold (a restart without a snapshot would otherwise hold every command)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-backpressure-restart-'));
+    const config = loadConfig({ LEDGER_DATA_DIR: dir, NODE_ENV: 'test', LEDGER_JWT_SECRET: 'test-secret-test-secret-test-secret-42', LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '5' });
+    try {
+      const first = await composeLedger(config);
+      expect((await first.api.execute({ type: 'OpenAccount', input: { id: 'a', initialBalance: '0' } })).ok).toBe(true);
+      for (let i = 0; i < 12; i += 1) expect((await first.api.execute(deposits(1))).ok).toBe(true);
+      expect(await first.api.waitForPosition(first.node.machine.lastEventPosition!, 30_000)).toBe(true);
+      await first.close();
+      // As after a crash before any snapshot: the whole log is replayed at start.
+      rmSync(join(dir, 'node', 'snapshots'), { recursive: true, force: true });
+
+      const again = await composeLedger(config);
+      try {
+        expect(again.node.machine.appliedIndex).toBe(13);
+        expect(again.api.readModelsBehind?.().events).toBe(0);
+        const started = Date.now();
+        expect((await again.api.execute(deposits(1))).ok).toBe(true);
+        // Held, it would have waited the full 10 s bound and been refused.
+        expect(Date.now() - started).toBeLessThan(5_000);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not hold commands while the read models catch up with what the event store held at start (a rebuild after an upgrade)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-backpressure-rebuild-'));
+    const stores = { eventStoreFile: join(dir, 'events.sqlite'), eventStoreUrl: null, readModelFile: join(dir, 'read.sqlite'), mongoDbUrl: null, mongoBulkChunk: 40 };
+    const machine = new LedgerStateMachine(DEFAULT_RULES);
+    const entries = [
+      { index: 1, result: machine.apply({ index: 1, timestampMs: 1_000, term: 1, command: { type: 'OpenAccount', input: { id: 'a', initialBalance: '5' } } }) },
+      { index: 2, result: machine.apply({ index: 2, timestampMs: 2_000, term: 1, command: deposits(500) }) },
+    ];
+    try {
+      const first = new WorkerEventPipeline(stores, {}, 'in-thread');
+      await first.start();
+      for (const entry of entries) first.enqueue(entry.index, entry.index * 1_000, entry.result.events);
+      expect(await first.waitForPosition(entries[1]!.result.events.at(-1)!.position, 30_000)).toBe(true);
+      await first.stop();
+      rmSync(stores.readModelFile, { force: true });
+
+      const second = new WorkerEventPipeline(stores, {}, 'in-thread');
+      await second.start();
+      try {
+        expect(second.catchingUpAtStart).toBe(true);
+        const next = machine.apply({ index: 3, timestampMs: 3_000, term: 1, command: deposits(3) });
+        second.enqueue(3, 3_000, next.events);
+        expect(second.unprojectedEvents).toBe(3);
+        // Below any bound while catching up: the command would go through.
+        expect(await second.waitForUnprojectedBelow(1, 1)).toBe(true);
+        expect(await second.waitForPosition(next.events.at(-1)!.position, 30_000)).toBe(true);
+        expect(second.catchingUpAtStart).toBe(false);
+        expect(second.unprojectedEvents).toBe(0);
+      } finally {
+        await second.stop();
+      }
+      const stored = SqliteEventStore.open(stores.eventStoreFile);
+      expect((await stored.readAll()).length).toBe(entries[0]!.result.events.length + entries[1]!.result.events.length + 3);
+      await stored.close();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -107,6 +107,17 @@ describe('SqliteReadModelStore', () => {
     }
   });
 
+  it('takes a history cursor beyond every position it can key (log index over 9 × 10^9) as no bound', async () => {
+    const store = SqliteReadModelStore.open(join(dir, 'cursor.db'));
+    try {
+      await store.applyBatch([{ collection: 'accounts', doc: alice }, { collection: 'transactions', doc: deposit }], {});
+      expect(await store.findTransactions({}, '9999999999999999-000000', 10)).toMatchObject({ docs: [deposit], totalCount: 1 });
+      expect(await store.findTransactions({ accountId: 'alice' }, '9999999999999999-999999', 10)).toMatchObject({ docs: [deposit] });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('uses WAL journaling', async () => {
     const file = join(dir, 'wal.db');
     const store = SqliteReadModelStore.open(file);
