@@ -545,20 +545,14 @@ async function main(): Promise<void> {
     await openAccounts(s.origin, token, ACCOUNTS);
     console.log(`  opened ${fmt(ACCOUNTS)} accounts in ${Date.now() - opened} ms`);
     const runs: RunFigures[] = [];
-    for (const [label, workload, connections] of [
-      ['ledger transfer', transfer, CONNECTIONS],
-      ['ledger batch of 100', batch100, batchConnections(100)],
-      ['ledger batch of 1,000', batch1000, batchConnections(1000)],
-    ] as const) {
-      const figures = await measure(label, 'ledger', s, token, workload, connections);
-      figures.readModelCatchUpMs = await waitForReadModels(s.origin, token);
-      figures.sustainedTransfersPerSecond =
-        (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);
-      console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
-      runs.push(figures);
-    }
-    if (SUSTAINED_SECONDS > 0) {
-      const figures = await measure('ledger batch of 1,000, sustained', 'ledger', s, token, batch1000, batchConnections(1000), SUSTAINED_SECONDS);
+    const plan: Array<[string, Workload, number, number]> = [
+      ['ledger transfer', transfer, CONNECTIONS, SECONDS],
+      ['ledger batch of 100', batch100, batchConnections(100), SECONDS],
+      ['ledger batch of 1,000', batch1000, batchConnections(1000), SECONDS],
+      ...(SUSTAINED_SECONDS > 0 ? [['ledger batch of 1,000, sustained', batch1000, batchConnections(1000), SUSTAINED_SECONDS] as [string, Workload, number, number]] : []),
+    ];
+    for (const [label, workload, connections, seconds] of plan) {
+      const figures = await measure(label, 'ledger', s, token, workload, connections, seconds);
       figures.readModelCatchUpMs = await waitForReadModels(s.origin, token);
       figures.sustainedTransfersPerSecond =
         (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);

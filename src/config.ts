@@ -43,12 +43,12 @@ const EnvSchema = z.object({
   LEDGER_FEED_BUFFER_EVENTS_MAX: positiveInt('LEDGER_FEED_BUFFER_EVENTS_MAX').default(DEFAULT_FEED_LIMITS.queuedEventsMax),
   LEDGER_FEED_BUFFER_BYTES_MAX: positiveInt('LEDGER_FEED_BUFFER_BYTES_MAX').default(DEFAULT_FEED_LIMITS.queuedBytesMax),
   LEDGER_AT_LEAST_WAITS_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_MAX must be an integer').min(1).max(10_000_000).default(50_000),
+  LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
   LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: z.coerce
     .number()
     .int('LEDGER_PROJECTION_BACKLOG_EVENTS_MAX must be a whole number of events')
     .min(0, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX must be 0 (no bound) or more')
     .default(10_000),
-  LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX: z.coerce.number().int('LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX must be an integer').min(1).max(1000).default(4),
   LEDGER_TOKEN_LIFETIME_MAX_SECONDS: z.coerce
     .number()
     .int('LEDGER_TOKEN_LIFETIME_MAX_SECONDS must be a whole number of seconds')
@@ -105,14 +105,14 @@ export interface LedgerConfig {
   feeds: FeedLimits;
   /** `atLeast` waits pending at once, over all requests; past it a retryable OVERLOADED error. */
   atLeastWaitsMax: number;
+  /** Distinct `atLeast` positions one request may wait for. */
+  atLeastWaitsPerRequestMax: number;
   /**
    * Events applied but not yet in the read models beyond which a new command waits (up to 10 s, then
    * a retryable OVERLOADED) before it is proposed: what keeps the read models current under sustained
    * load. 0: no bound (only the event-store backlog of 1,000,000 events refuses commands).
    */
   projectionBacklogEventsMax: number;
-  /** Distinct `atLeast` positions one request may wait for. */
-  atLeastWaitsPerRequestMax: number;
   /** Bearer tokens must carry exp, and may be valid for at most this long. */
   tokenLifetimeMaxSeconds: number;
   /** Browser origins allowed to call the API cross-origin; none by default. */
@@ -155,8 +155,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     production: e.NODE_ENV === 'production',
     logLevel: e.LOG_LEVEL,
     atLeastWaitsMax: e.LEDGER_AT_LEAST_WAITS_MAX,
-    projectionBacklogEventsMax: e.LEDGER_PROJECTION_BACKLOG_EVENTS_MAX,
     atLeastWaitsPerRequestMax: e.LEDGER_AT_LEAST_WAITS_PER_REQUEST_MAX,
+    projectionBacklogEventsMax: e.LEDGER_PROJECTION_BACKLOG_EVENTS_MAX,
     tokenLifetimeMaxSeconds: e.LEDGER_TOKEN_LIFETIME_MAX_SECONDS,
     corsOrigins: e.LEDGER_CORS_ORIGINS ?? [],
     rules: {

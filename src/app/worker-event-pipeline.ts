@@ -17,15 +17,11 @@ export class WorkerEventPipeline implements EventPipeline {
   private worker: Worker | null = null;
   private outbox: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> = [];
   private outboxScheduled = false;
-  /** Handed-over entries not yet reported durable: [index, event count], oldest first. */
-  private inFlight: Array<[number, number]> = [];
-  private inFlightHead = 0;
-  private inFlightEvents = 0;
+  /** Handed-over entries not yet reported durable, by log index. */
+  private readonly inFlight = new HandedOver<number>();
   private readonly durableListeners: Array<(index: number) => void> = [];
-  /** Handed-over entries with events not yet in every read model: [last event's position, event count, when handed over (wall ms)], oldest first. */
-  private unprojected: Array<[string, number, number]> = [];
-  private unprojectedHead = 0;
-  private unprojectedCount = 0;
+  /** Handed-over entries with events not yet in every read model, by their last event's position. */
+  private readonly unprojected = new HandedOver<string>();
   private readonly unprojectedWaiters = new Set<{ below: number; resolve: (reached: boolean) => void }>();
   private readonly waiters: PositionWaiters;
   private projected: string | null = null;
@@ -74,16 +70,16 @@ export class WorkerEventPipeline implements EventPipeline {
   }
 
   get backlogEvents(): number {
-    return this.inFlightEvents;
+    return this.inFlight.events;
   }
 
   get unprojectedEvents(): number {
-    return this.unprojectedCount;
+    return this.unprojected.events;
   }
 
   projectionLagMs(): number {
-    const oldest = this.unprojected[this.unprojectedHead];
-    return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest[2]);
+    const oldest = this.unprojected.oldestAtMs;
+    return oldest === null ? 0 : Math.max(0, Date.now() - oldest);
   }
 
   /**
@@ -96,7 +92,7 @@ export class WorkerEventPipeline implements EventPipeline {
   }
 
   waitForUnprojectedBelow(events: number, timeoutMs: number): Promise<boolean> {
-    if (this.unprojectedCount < events || this.catchingUpAtStart) return Promise.resolve(true);
+    if (this.unprojected.events < events || this.catchingUpAtStart) return Promise.resolve(true);
     if (this.stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const waiter = {
@@ -115,15 +111,11 @@ export class WorkerEventPipeline implements EventPipeline {
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
     // Serialized here: the worker is the busier thread, and strings cross to it far more cheaply than objects.
     this.outbox.push({ index, timestampMs, events: events.map(serializeLedgerEvent) });
-    this.inFlight.push([index, events.length]);
-    this.inFlightEvents += events.length;
+    this.inFlight.add(index, events.length);
     const last = events.at(-1);
     // Entries the read models already hold (replayed from the log at start, or projected from a
     // shared event store before this replica applied them) are not behind.
-    if (last && (this.projected === null || last.position > this.projected)) {
-      this.unprojected.push([last.position, events.length, Date.now()]);
-      this.unprojectedCount += events.length;
-    }
+    if (last && (this.projected === null || last.position > this.projected)) this.unprojected.add(last.position, events.length, Date.now());
     if (!this.outboxScheduled) {
       this.outboxScheduled = true;
       setImmediate(() => this.flushOutbox());
@@ -174,29 +166,15 @@ export class WorkerEventPipeline implements EventPipeline {
   /** Drops the handed-over entries the read models now hold, and wakes the waiters that are below their bound. */
   private noteProjected(position: string | null): void {
     if (position === null) return;
-    while (this.unprojectedHead < this.unprojected.length && this.unprojected[this.unprojectedHead]![0] <= position) {
-      this.unprojectedCount -= this.unprojected[this.unprojectedHead]![1];
-      this.unprojectedHead += 1;
-    }
-    if (this.unprojectedHead > 4096) {
-      this.unprojected = this.unprojected.slice(this.unprojectedHead);
-      this.unprojectedHead = 0;
-    }
+    this.unprojected.releaseThrough(position);
     const catchingUp = this.catchingUpAtStart;
-    for (const waiter of [...this.unprojectedWaiters]) if (catchingUp || this.unprojectedCount < waiter.below) waiter.resolve(true);
+    for (const waiter of [...this.unprojectedWaiters]) if (catchingUp || this.unprojected.events < waiter.below) waiter.resolve(true);
   }
 
   private handle(report: PipelineReport): void {
     switch (report.type) {
       case 'durable':
-        while (this.inFlightHead < this.inFlight.length && this.inFlight[this.inFlightHead]![0] <= report.index) {
-          this.inFlightEvents -= this.inFlight[this.inFlightHead]![1];
-          this.inFlightHead += 1;
-        }
-        if (this.inFlightHead > 4096) {
-          this.inFlight = this.inFlight.slice(this.inFlightHead);
-          this.inFlightHead = 0;
-        }
+        this.inFlight.releaseThrough(report.index);
         for (const listener of this.durableListeners) listener(report.index);
         return;
       case 'projected': {
@@ -218,5 +196,39 @@ export class WorkerEventPipeline implements EventPipeline {
         this.startupNotes = report.notes;
         return;
     }
+  }
+}
+
+/**
+ * Entries handed over to the pipeline and not yet through one of its stages, oldest first, keyed by
+ * something that grows along the log (a log index, a position): their event count and when each
+ * was handed over. A stage reports how far it got; everything up to there is released.
+ */
+class HandedOver<K extends number | string> {
+  private entries: Array<{ key: K; events: number; atMs: number }> = [];
+  private head = 0;
+  /** Events of the entries not released yet. */
+  events = 0;
+
+  /** `atMs`: when it was handed over, for oldestAtMs (0 where nobody asks). */
+  add(key: K, events: number, atMs = 0): void {
+    this.entries.push({ key, events, atMs });
+    this.events += events;
+  }
+
+  releaseThrough(key: K): void {
+    while (this.head < this.entries.length && this.entries[this.head]!.key <= key) {
+      this.events -= this.entries[this.head]!.events;
+      this.head += 1;
+    }
+    if (this.head > 4096) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** When the oldest entry not released was handed over (wall ms), or null. */
+  get oldestAtMs(): number | null {
+    return this.entries[this.head]?.atMs ?? null;
   }
 }

@@ -27,14 +27,7 @@ export function eventIdOf(position: string): string {
 /** The ledger event as the store takes it, serialized once: its JSON is what sizes appends and what the embedded store writes. */
 export function toNewEvent(positioned: PositionedEvent, timestampMs: number): NewEvent {
   const data = positioned.event.data as unknown as Record<string, unknown>;
-  const metadata = { position: positioned.position, timestampMs };
-  return {
-    id: eventIdOf(positioned.position),
-    type: positioned.event.type,
-    data,
-    metadata,
-    json: { data: JSON.stringify(data), metadata: JSON.stringify(metadata) },
-  };
+  return storeEvent(eventIdOf(positioned.position), positioned.event.type, positioned.position, timestampMs, data, JSON.stringify(data));
 }
 
 /**
@@ -57,26 +50,21 @@ export function serializeLedgerEvent(positioned: PositionedEvent): SerializedLed
 
 /** The store's event from a serialized one: the data parsed once (projections read it from the store's tail), its JSON kept. */
 export function newEventFromSerialized(event: SerializedLedgerEvent, timestampMs: number): NewEvent {
-  const metadata = { position: event.position, timestampMs };
-  return {
-    id: event.id,
-    type: event.type,
-    data: JSON.parse(event.data) as Record<string, unknown>,
-    metadata,
-    json: { data: event.data, metadata: JSON.stringify(metadata) },
-  };
+  return storeEvent(event.id, event.type, event.position, timestampMs, JSON.parse(event.data) as Record<string, unknown>, event.data);
+}
+
+function storeEvent(id: string, type: string, position: string, timestampMs: number, data: Record<string, unknown>, dataJson: string): NewEvent {
+  const metadata = { position, timestampMs };
+  return { id, type, data, metadata, json: { data: dataJson, metadata: JSON.stringify(metadata) } };
 }
 
 interface QueuedEntry {
   index: number;
   timestampMs: number;
-  /** How many events the entry has. */
-  count: number;
-  /** The ledger's events, when they came as objects; turned into newEvents when first considered for an append. */
-  events: PositionedEvent[] | null;
-  /** The events as the store takes them (kept if the entry waits for the next append). */
-  newEvents?: NewEvent[];
-  newEventBytes?: number;
+  /** The entry's events as the store takes them. */
+  events: NewEvent[];
+  /** Their weight in an append (eventBytes). */
+  bytes: number;
 }
 
 export interface PublisherOptions {
@@ -126,19 +114,19 @@ export class LedgerEventPublisher {
 
   /** Takes the events of one applied entry (possibly none). Entries must come in log order. */
   enqueue(index: number, timestampMs: number, events: PositionedEvent[]): void {
-    this.push({ index, timestampMs, count: events.length, events });
+    this.push(index, timestampMs, events.map((positioned) => toNewEvent(positioned, timestampMs)));
   }
 
   /** The same as enqueue, for events serialized by the node (serializeLedgerEvent). */
   enqueueSerialized(index: number, timestampMs: number, events: SerializedLedgerEvent[]): void {
-    this.push({ index, timestampMs, count: events.length, events: null, newEvents: events.map((event) => newEventFromSerialized(event, timestampMs)) });
+    this.push(index, timestampMs, events.map((event) => newEventFromSerialized(event, timestampMs)));
   }
 
-  private push(entry: QueuedEntry): void {
-    if (entry.index <= this.lastEnqueuedIndex) throw new Error(`invariant: entry ${entry.index} published after ${this.lastEnqueuedIndex}`);
-    this.lastEnqueuedIndex = entry.index;
-    this.queue.push(entry);
-    this.queuedEvents += entry.count;
+  private push(index: number, timestampMs: number, events: NewEvent[]): void {
+    if (index <= this.lastEnqueuedIndex) throw new Error(`invariant: entry ${index} published after ${this.lastEnqueuedIndex}`);
+    this.lastEnqueuedIndex = index;
+    this.queue.push({ index, timestampMs, events, bytes: events.reduce((sum, event) => sum + eventBytes(event), 0) });
+    this.queuedEvents += events.length;
     this.kick();
   }
 
@@ -237,13 +225,11 @@ export class LedgerEventPublisher {
     let bytes = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
-      const nextEvents = (next.newEvents ??= (next.events ?? []).map((positioned) => toNewEvent(positioned, next.timestampMs)));
-      const nextBytes = (next.newEventBytes ??= nextEvents.reduce((sum, e) => sum + eventBytes(e), 0));
-      if (entries.length > 0 && (events.length + next.count > APPEND_EVENTS_MAX || bytes + nextBytes > this.appendBytesMax)) break;
+      if (entries.length > 0 && (events.length + next.events.length > APPEND_EVENTS_MAX || bytes + next.bytes > this.appendBytesMax)) break;
       this.queue.shift();
       entries.push(next);
-      events.push(...nextEvents);
-      bytes += nextBytes;
+      events.push(...next.events);
+      bytes += next.bytes;
     }
     this.queuedEvents -= events.length;
     return { entries, events };
