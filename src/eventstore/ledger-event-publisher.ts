@@ -1,4 +1,3 @@
-import { parse as uuidParse, v5 as uuidv5 } from 'uuid';
 import type { PositionedEvent } from '../domain/ledger';
 import { POSITION_ZERO, parsePosition } from '../domain/position';
 import {
@@ -13,15 +12,27 @@ import {
 
 /** The one stream the ledger's events go to, in log order. */
 export const LEDGER_STREAM = 'ledger';
-/** Namespace of the UUIDv5 event ids derived from positions (fixed forever: ids must not change). */
-const EVENT_ID_NAMESPACE = '9b6f1c2e-3d4a-5b6c-8d7e-0f1a2b3c4d5e';
 
-/** The namespace as bytes, parsed once (uuid parses a string namespace on every call). */
-const EVENT_ID_NAMESPACE_BYTES = uuidParse(EVENT_ID_NAMESPACE);
+/** The last 11 hex digits of every ledger event id: marks the id as one spelt from a position. */
+const EVENT_ID_TAG = '1ed9e700000';
 
+/**
+ * A ledger event's id: a UUID of version 8 (RFC 9562's layout for ids of one's own design) that
+ * spells the event's position in hex: the log index in the first 14 digits (around the version digit),
+ * the event index in the next 5 (around the variant digit), then EVENT_ID_TAG.
+ * - Deterministic: every replica and every re-append derives the same id from the same position.
+ * - In position order, as text and as bytes: the embedded store's unique index on ids grows at its
+ *   end. With hashed ids (UUIDv5, before 2026-12-07) each append dirtied a random page of that index
+ *   per event: ~20 µs of the event store's ~35 µs per event at 1,000,000 events, growing with the store.
+ * - Unlike any UUIDv5 (its version digit is 5): events stored before keep their ids and no new id can
+ *   equal one. Exactly-once never rests on ids matching across versions: the publisher skips what the
+ *   stream already holds by position (expected revision), as ARCHITECTURE.md asks.
+ */
 export function eventIdOf(position: string): string {
-  // Positions are ASCII: their bytes go in as they are, sparing uuid's UTF-8 conversion.
-  return uuidv5(Buffer.from(position, 'latin1'), EVENT_ID_NAMESPACE_BYTES);
+  const { index, eventIndex } = parsePosition(position);
+  const i = index.toString(16).padStart(14, '0');
+  const e = eventIndex.toString(16).padStart(5, '0');
+  return `${i.slice(0, 8)}-${i.slice(8, 12)}-8${i.slice(12)}${e.slice(0, 1)}-8${e.slice(1, 4)}-${e.slice(4)}${EVENT_ID_TAG}`;
 }
 
 /** The ledger event as the store takes it, serialized once: its JSON is what sizes appends and what the embedded store writes. */

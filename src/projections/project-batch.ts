@@ -23,7 +23,8 @@ export interface ProjectedBatch {
  * Pure: a batch of recorded events → the read-model writes and checkpoints that store it. Each
  * projector sees only events after its own checkpoint. Within the batch, whole-document writes keep
  * only the newest of each document and counter writes keep every event's step, in order (see
- * CounterIncrement: that is what makes a replay at other batch boundaries exact). The live server
+ * CounterIncrement: that is what makes a replay at other batch boundaries exact), and balance-history
+ * rows keep only the newest of each account and instant (see batchKey). The live server
  * (ProjectionRunner) and `npm run rebuild` both project through here.
  */
 export function projectBatch(
@@ -44,7 +45,7 @@ export function projectBatch(
       const checkpoint = checkpoints.get(projector.name);
       if (checkpoint && position <= checkpoint.position) continue;
       for (const write of projector.project(event, position)) {
-        const key = `${write.collection}\u0000${writeId(write)}`;
+        const key = batchKey(write);
         const earlier = writes.get(key);
         if (earlier && 'increment' in earlier && 'increment' in write) earlier.increment.steps.push(...(write.increment.steps as never[]));
         else writes.set(key, write);
@@ -65,4 +66,18 @@ export function projectBatch(
     }
   }
   return { writes: [...writes.values()], checkpoints: next, projected, lastTimestampMs };
+}
+
+/**
+ * Which writes of one batch stand for the same thing, the newest replacing the older: a document by
+ * its _id; a balance-history row by its account and instant. balanceAt reads the newest row at or
+ * before an instant, so of the rows one account gets at one instant (the events of one ledger entry
+ * share its instant: a batch of 1,000 transfers between 1,000 accounts touches most accounts twice)
+ * only the last is ever read. Dropping the others halves the table's inserts under batch load and
+ * changes no answer; a replay cut at other batch boundaries may insert one of them, which the newest
+ * still outranks.
+ */
+function batchKey(write: ReadModelWrite): string {
+  if (write.collection === 'balanceHistory') return `balanceHistory\u0000${write.doc.accountId}\u0000${write.doc.at}`;
+  return `${write.collection}\u0000${writeId(write)}`;
 }

@@ -28,7 +28,11 @@ export interface TransactionDoc extends TransactionRecord {
   accountIds: string[];
 }
 
-/** The settled balance of one account right after one event: `balanceAt` reads the last one at or before an instant. */
+/**
+ * The settled balance of one account right after one event: `balanceAt` reads the last one at or
+ * before an instant. Of one account's rows at one instant only the last is ever read, so a batch
+ * writes only that one (projectBatch).
+ */
 export interface BalanceHistoryDoc {
   /** `${accountId}:${position}` */
   _id: string;

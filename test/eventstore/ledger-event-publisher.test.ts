@@ -7,6 +7,7 @@ import { DEFAULT_RULES } from '../../src/domain/rules';
 import type { EventStore } from '../../src/eventstore/event-store';
 import { LEDGER_STREAM, LedgerEventPublisher, eventIdOf } from '../../src/eventstore/ledger-event-publisher';
 import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
+import { formatPosition } from '../../src/domain/position';
 
 /** Applies commands to a fresh machine and returns each entry's index, timestamp and result. */
 function entriesOf(commands: LedgerCommand[]): Array<{ index: number; timestampMs: number; result: EntryResult }> {
@@ -130,6 +131,51 @@ describe('LedgerEventPublisher', () => {
     const expected = entries.flatMap((e) => e.result.events);
     expect(stored.map((e) => e.metadata.position)).toEqual(expected.map((e) => e.position));
     expect(new Set(stored.map((e) => e.id)).size).toBe(stored.length);
+  });
+
+  it('derives ids that spell the position: distinct, version-8 UUIDs, in position order as text', () => {
+    const positions = [
+      formatPosition(0, 0),
+      formatPosition(0, 1),
+      formatPosition(0, 999_999),
+      formatPosition(1, 0),
+      formatPosition(15, 17),
+      formatPosition(16, 0),
+      formatPosition(255, 65_535),
+      formatPosition(256, 65_536),
+      formatPosition(2 ** 32, 3),
+      formatPosition(Number.MAX_SAFE_INTEGER, 999_999),
+    ];
+    const ids = positions.map(eventIdOf);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    expect(eventIdOf(formatPosition(0x123456789abcd, 0xedcba))).toBe('01234567-89ab-8cde-8dcb-a1ed9e700000');
+    expect(() => eventIdOf('not-a-position')).toThrow(/invalid position/);
+  });
+
+  it('continues a store whose earlier events carry UUIDv5 ids (the scheme before 2026-12-07)', async () => {
+    const entries = entriesOf(commands);
+    const [first, ...rest] = entries;
+    // What an earlier version stored for the first entry: the same events under hashed ids.
+    const v5Ids = ['0f8fad5b-d9cb-569f-a165-70867728950e', '7c9e6679-7425-50de-944b-e07fc1f90ae7'];
+    const earlier = first!.result.events.map((e, i) => ({
+      id: v5Ids[i]!,
+      type: e.event.type,
+      data: e.event.data as unknown as Record<string, unknown>,
+      metadata: { position: e.position, timestampMs: first!.timestampMs },
+    }));
+    await store.append(LEDGER_STREAM, earlier, 'no_stream');
+
+    const publisher = new LedgerEventPublisher(store);
+    await publisher.start();
+    // A node replays its whole log after a restart: the entry already stored is skipped by position.
+    for (const e of entries) publisher.enqueue(e.index, e.timestampMs, e.result.events);
+    await publisher.flush();
+    const stored = await store.readStream(LEDGER_STREAM);
+    const expected = entries.flatMap((e) => e.result.events);
+    expect(stored.map((e) => e.metadata.position)).toEqual(expected.map((e) => e.position));
+    expect(stored.map((e) => e.id)).toEqual([...v5Ids.slice(0, earlier.length), ...rest.flatMap((e) => e.result.events.map((x) => eventIdOf(x.position)))]);
   });
 
   it('refuses entries out of log order', async () => {
