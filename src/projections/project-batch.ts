@@ -2,7 +2,7 @@ import type { LedgerEvent } from '../domain/events';
 import type { RecordedEvent } from '../eventstore/event-store';
 import { LEDGER_STREAM } from '../eventstore/ledger-event-publisher';
 import type { Projector } from './projectors';
-import { type Checkpoint, type ReadModelWrite, writeId } from './read-model-store';
+import { type Checkpoint, type ReadModelCollection, type ReadModelWrite, writeId } from './read-model-store';
 
 /** One projected event, for live feeds that follow the read models. */
 export interface ProjectedEvent {
@@ -33,22 +33,28 @@ export function projectBatch(
   checkpoints: ReadonlyMap<string, Checkpoint | null>,
   updatedAtMs: number,
 ): ProjectedBatch {
-  const writes = new Map<string, ReadModelWrite>();
+  // One map per collection, keyed by batchKey: no per-write key string for documents and counters.
+  const writes = new Map<ReadModelCollection, Map<string, ReadModelWrite>>();
   const projected: ProjectedEvent[] = [];
+  // Each projector's checkpoint position, looked up once per batch rather than once per event.
+  const after = projectors.map((projector) => checkpoints.get(projector.name)?.position ?? null);
   let lastPosition: string | null = null;
   let lastTimestampMs: number | null = null;
   for (const recorded of batch) {
     if (recorded.streamId !== LEDGER_STREAM) continue;
     const position = recorded.metadata.position;
     const event = { type: recorded.type, data: recorded.data } as unknown as LedgerEvent;
-    for (const projector of projectors) {
-      const checkpoint = checkpoints.get(projector.name);
-      if (checkpoint && position <= checkpoint.position) continue;
-      for (const write of projector.project(event, position)) {
+    for (let p = 0; p < projectors.length; p += 1) {
+      const checkpoint = after[p];
+      if (checkpoint != null && position <= checkpoint) continue;
+      for (const write of projectors[p]!.project(event, position)) {
+        let collection = writes.get(write.collection);
+        if (!collection) writes.set(write.collection, (collection = new Map()));
         const key = batchKey(write);
-        const earlier = writes.get(key);
-        if (earlier && 'increment' in earlier && 'increment' in write) earlier.increment.steps.push(...(write.increment.steps as never[]));
-        else writes.set(key, write);
+        const earlier = collection.get(key);
+        if (earlier && 'increment' in earlier && 'increment' in write) {
+          for (const step of write.increment.steps) earlier.increment.steps.push(step as never);
+        } else collection.set(key, write);
       }
     }
     projected.push({ position, event });
@@ -65,11 +71,13 @@ export function projectBatch(
       next[projector.name] = { position, storePosition: last.storePosition, updatedAtMs };
     }
   }
-  return { writes: [...writes.values()], checkpoints: next, projected, lastTimestampMs };
+  const all: ReadModelWrite[] = [];
+  for (const collection of writes.values()) for (const write of collection.values()) all.push(write);
+  return { writes: all, checkpoints: next, projected, lastTimestampMs };
 }
 
 /**
- * Which writes of one batch stand for the same thing, the newest replacing the older: a document by
+ * Which writes of one collection in one batch stand for the same thing, the newest replacing the older: a document by
  * its _id; a balance-history row by its account and instant. balanceAt reads the newest row at or
  * before an instant, so of the rows one account gets at one instant (the events of one ledger entry
  * share its instant: a batch of 1,000 transfers between 1,000 accounts touches most accounts twice)
@@ -78,6 +86,5 @@ export function projectBatch(
  * still outranks.
  */
 function batchKey(write: ReadModelWrite): string {
-  if (write.collection === 'balanceHistory') return `balanceHistory\u0000${write.doc.accountId}\u0000${write.doc.at}`;
-  return `${write.collection}\u0000${writeId(write)}`;
+  return write.collection === 'balanceHistory' ? `${write.doc.accountId}\u0000${write.doc.at}` : writeId(write);
 }
