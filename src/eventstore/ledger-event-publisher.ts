@@ -88,7 +88,18 @@ export interface PublisherOptions {
   appendBytesMax?: number;
   /** The store refused an append for good: the publisher stopped and will not retry. */
   onHalted?: (error: Error) => void;
+  /** Least time between the starts of two appends (group commit, see kick); default APPEND_INTERVAL_MS_DEFAULT, 0 for none. */
+  appendIntervalMs?: number;
 }
+
+/**
+ * Appends start at least this far apart under load (group commit). Measured with `npm run bench`,
+ * single transfers, 50 connections, A/B in the same minutes: 0 → 5 ms took the ledger from 1,581 and
+ * 1,560 to 1,693 and 1,758 transfers/s (each append is a transaction, an fsync and then a read-model
+ * commit on the pipeline's thread, all on the same two cores as the node's thread); read-model lag p99
+ * 45–54 → 58–82 ms, within its 100 ms target. Under batch load an append takes longer than this anyway.
+ */
+export const APPEND_INTERVAL_MS_DEFAULT = 5;
 
 /**
  * Appends the events of applied log entries to the event store, in log order, exactly once.
@@ -105,7 +116,9 @@ export class LedgerEventPublisher {
   private durableIndex = 0;
   private lastEnqueuedIndex = 0;
   private running: Promise<void> | null = null;
-  private scheduled = false;
+  /** Resolves when the scheduled drain starts (see kick). */
+  private scheduled: Promise<void> | null = null;
+  private lastDrainStartMs = Number.NEGATIVE_INFINITY;
   private stopped = false;
   private haltedBy: Error | null = null;
 
@@ -145,26 +158,31 @@ export class LedgerEventPublisher {
     if (this.running || this.scheduled || this.stopped) return;
     // The drain starts after the current turn of the event loop, so that every entry handed over in
     // that turn (several hand-overs may arrive together under load) goes into one append: one
-    // transaction and one fsync instead of one each.
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (this.running || this.stopped) return;
-      // drain() may finish without awaiting anything; clear `running` only once it has settled, and
-      // pick up whatever was enqueued meanwhile.
-      this.running = this.drain().finally(() => {
-        this.running = null;
-        if (this.queue.length > 0) this.kick();
-      });
+    // transaction and one fsync instead of one each. Drains also start at least appendIntervalMs
+    // apart: under a stream of small entries (single transfers) each append then takes several
+    // turns' entries; an entry after a quiet spell goes at once.
+    const wait = this.lastDrainStartMs + (this.options.appendIntervalMs ?? APPEND_INTERVAL_MS_DEFAULT) - performance.now();
+    this.scheduled = new Promise<void>((resolve) => {
+      const start = () => {
+        this.scheduled = null;
+        resolve();
+        if (this.running || this.stopped) return;
+        this.lastDrainStartMs = performance.now();
+        // drain() may finish without awaiting anything; clear `running` only once it has settled, and
+        // pick up whatever was enqueued meanwhile.
+        this.running = this.drain().finally(() => {
+          this.running = null;
+          if (this.queue.length > 0) this.kick();
+        });
+      };
+      if (wait > 0) setTimeout(start, wait);
+      else setImmediate(start);
     });
   }
 
   /** Resolves when everything enqueued so far is in the store (or the publisher stopped). */
   async flush(): Promise<void> {
-    while (this.running || this.scheduled) {
-      if (this.running) await this.running;
-      else await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    while (this.running || this.scheduled) await (this.running ?? this.scheduled);
   }
 
   async stop(): Promise<void> {

@@ -178,6 +178,55 @@ describe('LedgerEventPublisher', () => {
     expect(stored.map((e) => e.id)).toEqual([...v5Ids.slice(0, earlier.length), ...rest.flatMap((e) => e.result.events.map((x) => eventIdOf(x.position)))]);
   });
 
+  it('spaces appends appendIntervalMs apart under load, so that one append takes several entries (group commit); an entry after a quiet spell goes at once', async () => {
+    const appends: Array<{ atMs: number; events: number }> = [];
+    const counting: EventStore = Object.create(store, {
+      append: {
+        value: async (...args: Parameters<EventStore['append']>) => {
+          appends.push({ atMs: performance.now(), events: args[1].length });
+          return store.append(...args);
+        },
+      },
+    });
+    const entries = entriesOf([open('a', '100'), open('b'), deposit('a', '1'), deposit('a', '2'), deposit('a', '3'), deposit('b', '4')]);
+    const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+    const spaced = new LedgerEventPublisher(counting, { appendIntervalMs: 300 });
+    await spaced.start();
+    // One entry per turn of the event loop, as single transfers come. The first is appended in the
+    // turn after its own (nothing was appended lately); the four after it wait out the interval.
+    for (const [i, e] of entries.slice(0, 5).entries()) {
+      spaced.enqueue(e.index, e.timestampMs, e.result.events);
+      await nextTurn();
+      expect(appends).toHaveLength(1);
+      if (i === 0) expect(appends[0]!.events).toBe(2);
+    }
+    await spaced.flush();
+    expect(appends.map((a) => a.events)).toEqual([2, 4]);
+    expect(appends[1]!.atMs - appends[0]!.atMs).toBeGreaterThanOrEqual(295);
+    // After a quiet spell longer than the interval, the next entry is not held.
+    await new Promise((resolve) => setTimeout(resolve, 320));
+    spaced.enqueue(entries[5]!.index, entries[5]!.timestampMs, entries[5]!.result.events);
+    await nextTurn();
+    expect(appends.map((a) => a.events)).toEqual([2, 4, 1]);
+    expect((await store.readStream(LEDGER_STREAM)).map((e) => e.metadata.position)).toEqual(entries.flatMap((e) => e.result.events.map((x) => x.position)));
+    await spaced.stop();
+  });
+
+  it('with appendIntervalMs 0, appends once per turn of the event loop', async () => {
+    const appends: number[] = [];
+    const counting: EventStore = Object.create(store, {
+      append: { value: async (...args: Parameters<EventStore['append']>) => (appends.push(args[1].length), store.append(...args)) },
+    });
+    const publisher = new LedgerEventPublisher(counting, { appendIntervalMs: 0 });
+    await publisher.start();
+    for (const e of entriesOf([open('a', '100'), deposit('a', '1'), deposit('a', '2')])) {
+      publisher.enqueue(e.index, e.timestampMs, e.result.events);
+      await publisher.flush();
+    }
+    expect(appends).toEqual([2, 1, 1]);
+  });
+
   it('refuses entries out of log order', async () => {
     const publisher = new LedgerEventPublisher(store);
     await publisher.start();
