@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
-import { EVENTS_PER_ENTRY_MAX, isPosition, parsePosition } from '../domain/position';
+import { EVENTS_PER_ENTRY_MAX, formatPosition, isPosition, parsePosition } from '../domain/position';
 import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
   counterTotal,
@@ -32,7 +32,7 @@ import {
 } from './read-model-store';
 
 /** Bumped when the tables change; read models are rebuildable, so a mismatch means "rebuild", not "migrate". */
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** Dynamic find statements are keyed by which filters are present (IN lists are bound as one JSON array): 2^8 count and 2^9 page shapes at most. */
 const FIND_STATEMENTS_MAX = 1024;
@@ -62,6 +62,8 @@ const SCHEMA = `
     amount_minor     INTEGER NOT NULL,
     large            INTEGER NOT NULL,
     currency         TEXT NOT NULL,
+    -- The document without what the columns above hold exactly (see slimTransactionJson): a third
+    -- smaller, and the row is the read side's largest write per transfer.
     doc              TEXT NOT NULL
   );
   -- Analytics' largeTransactions: one currency's large transactions, newest first (an index ends in the created_seq).
@@ -204,8 +206,8 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.selectAccountsByIds = db.prepare<[string], { id: string; doc: string }>(
       'SELECT id, doc FROM accounts WHERE id IN (SELECT value FROM json_each(?))',
     );
-    this.selectTransactionsByIds = db.prepare<[string], { id: string; doc: string }>(
-      'SELECT id, doc FROM transactions WHERE id IN (SELECT value FROM json_each(?))',
+    this.selectTransactionsByIds = db.prepare<[string], TransactionRow>(
+      `SELECT ${TRANSACTION_COLUMNS} FROM transactions t WHERE t.id IN (SELECT value FROM json_each(?))`,
     );
     this.selectAccountsAfter = db.prepare<[string, number], DocRow>('SELECT doc FROM accounts WHERE id > ? ORDER BY id LIMIT ?');
     this.selectAccountsFirst = db.prepare<[number], DocRow>('SELECT doc FROM accounts ORDER BY id LIMIT ?');
@@ -308,7 +310,14 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   async getTransactions(ids: readonly string[]): Promise<Array<TransactionDoc | null>> {
-    return this.getByIds<TransactionDoc>(this.selectTransactionsByIds, ids);
+    if (ids.length === 0) return [];
+    const rowById = new Map<string, TransactionRow>();
+    for (const row of this.selectTransactionsByIds.all(JSON.stringify(ids))) rowById.set(row.id, row);
+    // Built per slot: a repeated id gets its own object, so no caller can alter another's copy.
+    return ids.map((id) => {
+      const row = rowById.get(id);
+      return row === undefined ? null : transactionDoc(row);
+    });
   }
 
   async findTransactions(query: TransactionQuery, beforeCreatedPosition: string | null, limit: number): Promise<Page<TransactionDoc>> {
@@ -364,13 +373,13 @@ export class SqliteReadModelStore implements ReadModelStore {
       params.before = createdSeqBound(beforeCreatedPosition);
     }
     const paged = where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '';
-    const select = this.findStatement(`SELECT t.doc AS doc FROM ${from}${paged} ORDER BY ${orderColumn} DESC LIMIT @limitPlusOne`);
+    const select = this.findStatement(`SELECT ${TRANSACTION_COLUMNS} FROM ${from}${paged} ORDER BY ${orderColumn} DESC LIMIT @limitPlusOne`);
 
     return this.db.transaction(() => {
       // better-sqlite3 ignores named parameters a statement does not use, so the count can take @before along.
       const totalCount = (count.get(params) as CountRow | undefined)?.n ?? 0;
-      const rows = select.all({ ...params, limitPlusOne: limit + 1 }) as DocRow[];
-      return toPage<TransactionDoc>(rows, limit, totalCount);
+      const rows = select.all({ ...params, limitPlusOne: limit + 1 }) as TransactionRow[];
+      return { docs: rows.slice(0, limit).map(transactionDoc), totalCount, hasMore: rows.length > limit };
     })();
   }
 
@@ -391,8 +400,8 @@ export class SqliteReadModelStore implements ReadModelStore {
       where.push('t.amount_minor >= @minAmount');
       params.minAmount = query.minAmount < INT64_MIN ? INT64_MIN : query.minAmount;
     }
-    const select = this.findStatement(`SELECT t.doc AS doc FROM ${from} WHERE ${where.join(' AND ')} ORDER BY t.position LIMIT @limit`);
-    return (select.all(params) as DocRow[]).map((row) => JSON.parse(row.doc) as TransactionDoc);
+    const select = this.findStatement(`SELECT ${TRANSACTION_COLUMNS} FROM ${from} WHERE ${where.join(' AND ')} ORDER BY t.position LIMIT @limit`);
+    return (select.all(params) as TransactionRow[]).map(transactionDoc);
   }
 
   async balanceAt(accountId: string, at: string): Promise<string | null> {
@@ -526,7 +535,7 @@ export class SqliteReadModelStore implements ReadModelStore {
           int64Amount(doc.amount, `transaction ${doc._id} amount`),
           doc.large ? 1 : 0,
           doc.currency,
-          JSON.stringify(doc),
+          slimTransactionJson(doc),
         );
         // A transaction's accounts and createdPosition never change: its index rows are written once.
         if (applied.changes > 0) {
@@ -696,6 +705,35 @@ function safeCount(value: bigint, what: string): number {
 function checkedInt64(value: bigint, what: string): bigint {
   if (!isInt64(value)) throw new Error(`invariant: ${what} ${value} does not fit in a signed 64-bit integer`);
   return value;
+}
+
+/** What reads select of a transaction: its document and the columns that complete it (transactionDoc). */
+const TRANSACTION_COLUMNS = 't.created_seq, t.id, t.position, t.kind, t.status, t.large, t.currency, t.doc';
+interface TransactionRow {
+  created_seq: number;
+  id: string;
+  position: string;
+  kind: TransactionDoc['kind'];
+  status: TransactionDoc['status'];
+  large: number;
+  currency: string;
+  doc: string;
+}
+
+/**
+ * A transaction's stored JSON: the document without the fields its columns hold exactly (ids,
+ * positions, kind, status, currency, large), which transactionDoc puts back. createdAt and amount stay:
+ * their columns hold a canonical instant and an integer, not necessarily the document's own text.
+ */
+function slimTransactionJson(doc: TransactionDoc): string {
+  const { _id, id, position, createdPosition, kind, status, currency, large, ...rest } = doc;
+  return JSON.stringify(rest);
+}
+
+function transactionDoc(row: TransactionRow): TransactionDoc {
+  const rest = JSON.parse(row.doc) as Omit<TransactionDoc, '_id' | 'id' | 'position' | 'createdPosition' | 'kind' | 'status' | 'currency' | 'large'>;
+  const createdPosition = formatPosition(Math.floor(row.created_seq / EVENTS_PER_ENTRY_MAX), row.created_seq % EVENTS_PER_ENTRY_MAX);
+  return { ...rest, id: row.id, kind: row.kind, status: row.status, currency: row.currency, createdPosition, large: row.large === 1, _id: row.id, position: row.position };
 }
 
 function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {

@@ -118,6 +118,21 @@ describe('SqliteReadModelStore', () => {
     }
   });
 
+  it('stores a transaction document without what its columns hold, and reads it back whole by every path', async () => {
+    const file = join(dir, 'read-models.db');
+    const store = SqliteReadModelStore.open(file);
+    const pending: TransactionDoc = { ...deposit, _id: 't2', id: 't2', position: p(7, 3), createdPosition: p(5, 999_999), kind: 'TRANSFER', status: 'PENDING', large: false, fromAccountId: 'bob', accountIds: ['bob', 'alice'] };
+    await store.applyBatch([{ collection: 'transactions', doc: deposit }, { collection: 'transactions', doc: pending }], {});
+    expect(await store.getTransactions(['t2', 't1', 't2'])).toEqual([pending, deposit, pending]);
+    expect((await store.findTransactions({ accountId: 'alice' }, null, 10)).docs).toEqual([pending, deposit]);
+    expect(await store.transactionsChangedBetween({ accountId: 'bob' }, p(0), p(9), 10)).toEqual([pending]);
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const stored = db.prepare('SELECT doc FROM transactions WHERE id = ?').pluck().get('t2') as string;
+    db.close();
+    expect(Object.keys(JSON.parse(stored) as object).sort()).toEqual(['accountIds', 'amount', 'createdAt', 'description', 'expiresAt', 'fromAccountId', 'metadata', 'toAccountId', 'updatedAt']);
+  });
+
   it('uses WAL journaling', async () => {
     const file = join(dir, 'wal.db');
     const store = SqliteReadModelStore.open(file);
