@@ -13,7 +13,9 @@ import {
   WrongExpectedVersionError,
   type Position,
 } from '@eventstore/db-client';
+import { formatPosition } from '../../src/domain/position';
 import { WrongExpectedRevisionError, type NewEvent } from '../../src/eventstore/event-store';
+import { eventIdOf } from '../../src/eventstore/ledger-event-publisher';
 import {
   compareDbPositions,
   decodeStorePosition,
@@ -208,5 +210,25 @@ describe('system events', () => {
     expect(fromResolvedEvent({})).toBeNull();
     const event = recorded();
     expect(fromResolvedEvent({ event })?.id).toBe(event.id);
+  });
+});
+
+describe('ledger event ids through the EventStoreDB client', () => {
+  // Ledger ids are version-8 UUIDs (eventIdOf). The client's own uuid 8 validator accepts versions 1-5
+  // only, and runs when a UUID arrives in its structured form: the client must carry ours as strings
+  // both ways (appends set the string; reads, subscriptions and the adapter ask for the string option).
+  it('sends and reads back a ledger event id as the same string', () => {
+    const { createUUID, parseUUID } = require('@eventstore/db-client/dist/utils') as {
+      createUUID: (id: string) => { getString(): string; hasStructured(): boolean };
+      parseUUID: (uuid: unknown) => string | undefined;
+    };
+    for (const position of [formatPosition(1, 0), formatPosition(123_456_789, 999_999)]) {
+      const id = eventIdOf(position);
+      const sent = createUUID(id);
+      expect(sent.hasStructured()).toBe(false);
+      expect(parseUUID(sent)).toBe(id);
+      const event: NewEvent = { id, type: 'TransactionRecorded', data: {}, metadata: { position, timestampMs: 0 } };
+      expect(toDbEvent(event).id).toBe(id);
+    }
   });
 });
