@@ -17,11 +17,11 @@ import type { BatchOperation, LedgerCommand } from '../src/domain/commands';
 import { LedgerMachine } from '../src/domain/ledger';
 import { DEFAULT_RULES } from '../src/domain/rules';
 import type { RecordedEvent } from '../src/eventstore/event-store';
-import { LEDGER_STREAM } from '../src/eventstore/ledger-event-publisher';
 import { projectBatch } from '../src/projections/project-batch';
 import { LEDGER_PROJECTORS, type Projector } from '../src/projections/projectors';
 import type { Checkpoint } from '../src/projections/read-model-store';
 import { SqliteReadModelStore } from '../src/projections/sqlite-read-model-store';
+import { recordEntry } from '../test/support/recorded-events';
 import { seededRandom } from '../test/support/seeded-random';
 import { intFromEnv } from './common';
 
@@ -39,18 +39,7 @@ function generate(): RecordedEvent[] {
     timestampMs += 1000;
     const result = machine.apply({ index, timestampMs }, command);
     if (!result.outcome.ok) throw new Error(JSON.stringify(result.outcome.rejection));
-    for (const { position, event } of result.events) {
-      recorded.push({
-        id: `00000000-0000-4000-8000-${String(recorded.length).padStart(12, '0')}`,
-        streamId: LEDGER_STREAM,
-        revision: BigInt(recorded.length),
-        type: event.type,
-        data: event.data as unknown as Record<string, unknown>,
-        metadata: { position, timestampMs },
-        storePosition: String(recorded.length + 1).padStart(19, '0'),
-        createdAtMs: timestampMs,
-      });
-    }
+    recordEntry(recorded, timestampMs, result.events);
   };
   const opening: BatchOperation[] = [];
   for (let j = 0; j < ACCOUNTS; j += 1) opening.push({ openAccount: { id: account(j), initialBalance: '1000000000' } });

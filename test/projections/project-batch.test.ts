@@ -5,11 +5,11 @@ import type { BatchOperation, LedgerCommand } from '../../src/domain/commands';
 import { LedgerMachine } from '../../src/domain/ledger';
 import { DEFAULT_RULES } from '../../src/domain/rules';
 import type { RecordedEvent } from '../../src/eventstore/event-store';
-import { LEDGER_STREAM } from '../../src/eventstore/ledger-event-publisher';
 import { projectBatch } from '../../src/projections/project-batch';
 import { LEDGER_PROJECTORS } from '../../src/projections/projectors';
 import type { BalanceHistoryDoc, Checkpoint } from '../../src/projections/read-model-store';
 import { SqliteReadModelStore } from '../../src/projections/sqlite-read-model-store';
+import { recordEntry } from '../support/recorded-events';
 
 const T0 = Date.UTC(2026, 0, 31, 12);
 
@@ -27,18 +27,7 @@ function history(): RecordedEvent[] {
     const envelope = { index: i + 1, timestampMs: T0 + i * 1000 };
     const result = machine.apply(envelope, command);
     if (!result.outcome.ok) throw new Error(JSON.stringify(result.outcome.rejection));
-    for (const { position, event } of result.events) {
-      recorded.push({
-        id: `00000000-0000-4000-8000-${String(recorded.length).padStart(12, '0')}`,
-        streamId: LEDGER_STREAM,
-        revision: BigInt(recorded.length),
-        type: event.type,
-        data: event.data as unknown as Record<string, unknown>,
-        metadata: { position, timestampMs: envelope.timestampMs },
-        storePosition: String(recorded.length + 1).padStart(19, '0'),
-        createdAtMs: envelope.timestampMs,
-      });
-    }
+    recordEntry(recorded, envelope.timestampMs, result.events);
   });
   return recorded;
 }
