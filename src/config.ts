@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isOrigin } from './api/cors';
 import { DEFAULT_RULES, type LedgerRules } from './domain/rules';
 import { DEFAULT_FEED_LIMITS, type FeedLimits } from './feeds/feed-limits';
+import { APPEND_INTERVAL_MS_DEFAULT } from './eventstore/ledger-event-publisher';
 import { MONGO_BULK_CHUNK_DEFAULT, MONGO_BULK_CHUNK_MAX } from './projections/mongo-read-model-store';
 
 const digits = (name: string) =>
@@ -27,6 +28,12 @@ const EnvSchema = z.object({
     .int('EVENTSTORE_APPEND_BYTES_MAX must be a whole number of bytes')
     .min(1024, 'EVENTSTORE_APPEND_BYTES_MAX must be at least 1024')
     .optional(),
+  EVENTSTORE_APPEND_INTERVAL_MS: z.coerce
+    .number()
+    .int('EVENTSTORE_APPEND_INTERVAL_MS must be a whole number of milliseconds')
+    .min(0, 'EVENTSTORE_APPEND_INTERVAL_MS must be at least 0')
+    .max(1000, 'EVENTSTORE_APPEND_INTERVAL_MS must be at most 1000')
+    .default(APPEND_INTERVAL_MS_DEFAULT),
   LEDGER_MONGODB_BULK_CHUNK: z.coerce
     .number()
     .int('LEDGER_MONGODB_BULK_CHUNK must be an integer')
@@ -95,6 +102,8 @@ export interface LedgerConfig {
   mongoDbUrl: string | null;
   /** Bytes of event data and metadata per event-store append (null: the default, under EventStoreDB's 1 MiB MaxAppendSize). */
   eventStoreAppendBytesMax: number | null;
+  /** Least time between the starts of two event-store drains under load (group commit); 0: none. */
+  eventStoreAppendIntervalMs: number;
   /** Write statements per bulk command to MongoDB. */
   mongoBulkChunk: number;
   jwtSecret: string | null;
@@ -150,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LedgerConfig {
     eventStoreUrl: e.EVENTSTORE_URL ?? null,
     mongoDbUrl: e.MONGODB_URL ?? null,
     eventStoreAppendBytesMax: e.EVENTSTORE_APPEND_BYTES_MAX ?? null,
+    eventStoreAppendIntervalMs: e.EVENTSTORE_APPEND_INTERVAL_MS,
     mongoBulkChunk: e.LEDGER_MONGODB_BULK_CHUNK,
     jwtSecret: e.LEDGER_JWT_SECRET ?? null,
     production: e.NODE_ENV === 'production',

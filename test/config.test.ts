@@ -14,6 +14,12 @@ describe('configuration', () => {
     expect(loadConfig({ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '0' }).projectionBacklogEventsMax).toBe(0);
   });
 
+  it('reads the event store\'s group-commit interval, 5 ms by default and 0 turning it off', () => {
+    expect(loadConfig({}).eventStoreAppendIntervalMs).toBe(5);
+    expect(loadConfig({ EVENTSTORE_APPEND_INTERVAL_MS: '0' }).eventStoreAppendIntervalMs).toBe(0);
+    expect(loadConfig({ EVENTSTORE_APPEND_INTERVAL_MS: '20' }).eventStoreAppendIntervalMs).toBe(20);
+  });
+
   it('reads every setting', () => {
     const config = loadConfig({
       PORT: '5000',
@@ -46,6 +52,10 @@ describe('configuration', () => {
     [{ LEDGER_MONGODB_BULK_CHUNK: '2.5' }, 'LEDGER_MONGODB_BULK_CHUNK'],
     [{ LEDGER_MONGODB_BULK_CHUNK: 'forty' }, 'LEDGER_MONGODB_BULK_CHUNK'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ EVENTSTORE_APPEND_INTERVAL_MS: '-1' }, 'EVENTSTORE_APPEND_INTERVAL_MS'],
+    [{ EVENTSTORE_APPEND_INTERVAL_MS: '2.5' }, 'EVENTSTORE_APPEND_INTERVAL_MS'],
+    [{ EVENTSTORE_APPEND_INTERVAL_MS: '1001' }, 'EVENTSTORE_APPEND_INTERVAL_MS'],
+    [{ EVENTSTORE_APPEND_INTERVAL_MS: 'soon' }, 'EVENTSTORE_APPEND_INTERVAL_MS'],
     [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '-1' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],
     [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: '1.5' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],
     [{ LEDGER_PROJECTION_BACKLOG_EVENTS_MAX: 'many' }, 'LEDGER_PROJECTION_BACKLOG_EVENTS_MAX'],

@@ -54,7 +54,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
   // the pipeline worker has checked it (and rebuilt it if needed).
   const mongoReadModels: ReadModelStore | null = config.mongoDbUrl ? await openReadModelStore(readModelLocation) : null;
   const pipeline = new WorkerEventPipeline(
-    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, ...readModelLocation, appendBytesMax: config.eventStoreAppendBytesMax },
+    { eventStoreFile: config.eventStoreUrl ? null : eventStoreFile, eventStoreUrl: config.eventStoreUrl, ...readModelLocation, appendBytesMax: config.eventStoreAppendBytesMax, appendIntervalMs: config.eventStoreAppendIntervalMs },
     { onError: hooks.onError, onFatal: hooks.onFatal },
     hooks.pipelineInThread ? 'in-thread' : 'worker',
     { waitersMax: config.atLeastWaitsMax },

@@ -38,6 +38,7 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
     onHalted: (error) =>
       report({ type: 'error', where: 'event store append (refused for good: the event pipeline stopped, nothing is retried)', message: error.message }),
     appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
+    appendIntervalMs: stores.appendIntervalMs,
   });
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {

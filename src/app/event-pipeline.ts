@@ -43,4 +43,6 @@ export interface EventPipelineStores extends ReadModelStoreLocation {
   eventStoreUrl: string | null;
   /** Bound on one event-store append (bytes); null: the default. */
   appendBytesMax?: number | null;
+  /** Least time between the starts of two drains of the publisher's queue (ms); absent: the default. */
+  appendIntervalMs?: number;
 }
