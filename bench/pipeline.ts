@@ -15,52 +15,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type PipelineReport, type PipelineRequest, startPipelineCore } from '../src/app/event-pipeline-core';
-import type { BatchOperation, LedgerCommand } from '../src/domain/commands';
-import { LedgerMachine, type PositionedEvent } from '../src/domain/ledger';
-import { DEFAULT_RULES } from '../src/domain/rules';
 import { type SerializedLedgerEvent, serializeLedgerEvent } from '../src/eventstore/ledger-event-publisher';
-import { seededRandom } from '../test/support/seeded-random';
 import { intFromEnv } from './common';
+import { transferEntries } from './transfer-entries';
 
 const ENTRIES = intFromEnv('BENCH_PIPELINE_ENTRIES', 200, 1);
 const HANDOVER = intFromEnv('BENCH_PIPELINE_HANDOVER', 4, 1);
 const WARMUP_ENTRIES = 20;
 const ACCOUNTS = 1000;
 
-type Entry = { index: number; timestampMs: number; events: PositionedEvent[] };
 type HandedEntry = { index: number; timestampMs: number; events: SerializedLedgerEvent[] };
-
-function generate(): Entry[] {
-  const machine = new LedgerMachine(DEFAULT_RULES);
-  const random = seededRandom(7);
-  const account = (i: number) => `acct-${i}`;
-  const entries: Entry[] = [];
-  let timestampMs = Date.UTC(2026, 0, 31, 12);
-  const apply = (command: LedgerCommand) => {
-    const index = entries.length + 1;
-    timestampMs += 1000;
-    const result = machine.apply({ index, timestampMs }, command);
-    if (!result.outcome.ok) throw new Error(JSON.stringify(result.outcome.rejection));
-    entries.push({ index, timestampMs, events: result.events });
-  };
-  const opening: BatchOperation[] = [];
-  for (let j = 0; j < ACCOUNTS; j += 1) opening.push({ openAccount: { id: account(j), initialBalance: '1000000000' } });
-  apply({ type: 'ExecuteBatch', input: { operations: opening } });
-  for (let e = 0; e < WARMUP_ENTRIES + ENTRIES; e += 1) {
-    const operations: BatchOperation[] = [];
-    for (let k = 0; k < 1000; k += 1) {
-      const from = Math.floor(random() * ACCOUNTS);
-      const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
-      operations.push({ transfer: { fromAccountId: account(from), toAccountId: account(to), amount: String(1 + Math.floor(random() * 999)) } });
-    }
-    apply({ type: 'ExecuteBatch', input: { operations } });
-  }
-  return entries;
-}
 
 async function main(): Promise<void> {
   const generateStarted = process.hrtime.bigint();
-  const entries = generate();
+  const entries = transferEntries(WARMUP_ENTRIES + ENTRIES, ACCOUNTS);
   // The decider's own cost (the node's thread applies each entry before the hand-over), for the record.
   const decideMicrosPerEvent = Number(process.hrtime.bigint() - generateStarted) / 1e3 / entries.reduce((sum, e) => sum + e.events.length, 0);
   const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-pipeline-'));

@@ -13,48 +13,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BatchOperation, LedgerCommand } from '../src/domain/commands';
-import { LedgerMachine } from '../src/domain/ledger';
-import { DEFAULT_RULES } from '../src/domain/rules';
 import type { RecordedEvent } from '../src/eventstore/event-store';
 import { projectBatch } from '../src/projections/project-batch';
 import { LEDGER_PROJECTORS, type Projector } from '../src/projections/projectors';
 import type { Checkpoint } from '../src/projections/read-model-store';
 import { SqliteReadModelStore } from '../src/projections/sqlite-read-model-store';
 import { recordEntry } from '../test/support/recorded-events';
-import { seededRandom } from '../test/support/seeded-random';
 import { intFromEnv } from './common';
+import { transferEntries } from './transfer-entries';
 
 const ENTRIES = intFromEnv('BENCH_READ_MODELS_ENTRIES', 200, 1);
 const BATCH = intFromEnv('BENCH_READ_MODELS_BATCH', 8192, 1);
 const ACCOUNTS = 1000;
-
-function generate(): RecordedEvent[] {
-  const machine = new LedgerMachine(DEFAULT_RULES);
-  const random = seededRandom(7);
-  const account = (i: number) => `acct-${i}`;
-  const recorded: RecordedEvent[] = [];
-  let timestampMs = Date.UTC(2026, 0, 31, 12);
-  const apply = (index: number, command: LedgerCommand) => {
-    timestampMs += 1000;
-    const result = machine.apply({ index, timestampMs }, command);
-    if (!result.outcome.ok) throw new Error(JSON.stringify(result.outcome.rejection));
-    recordEntry(recorded, timestampMs, result.events);
-  };
-  const opening: BatchOperation[] = [];
-  for (let j = 0; j < ACCOUNTS; j += 1) opening.push({ openAccount: { id: account(j), initialBalance: '1000000000' } });
-  apply(1, { type: 'ExecuteBatch', input: { operations: opening } });
-  for (let e = 0; e < ENTRIES; e += 1) {
-    const operations: BatchOperation[] = [];
-    for (let k = 0; k < 1000; k += 1) {
-      const from = Math.floor(random() * ACCOUNTS);
-      const to = (from + 1 + Math.floor(random() * (ACCOUNTS - 1))) % ACCOUNTS;
-      operations.push({ transfer: { fromAccountId: account(from), toAccountId: account(to), amount: String(1 + Math.floor(random() * 999)) } });
-    }
-    apply(e + 2, { type: 'ExecuteBatch', input: { operations } });
-  }
-  return recorded;
-}
 
 async function measure(events: readonly RecordedEvent[], projectors: readonly Projector[]): Promise<{ projectMicros: number; applyMicros: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-read-models-'));
@@ -80,7 +50,8 @@ async function measure(events: readonly RecordedEvent[], projectors: readonly Pr
 }
 
 async function main(): Promise<void> {
-  const events = generate();
+  const events: RecordedEvent[] = [];
+  for (const entry of transferEntries(ENTRIES, ACCOUNTS)) recordEntry(events, entry.timestampMs, entry.events);
   console.log(`${events.length} events (${ENTRIES} entries of 1,000 transfers between ${ACCOUNTS} accounts), batches of ${BATCH}; µs per event:`);
   console.log('| projections | projectBatch | applyBatch (writes + commit) | total |');
   console.log('|---|---:|---:|---:|');

@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
+import { isoTime, epochMs as parseEpochMs } from '../domain/state';
 import { EVENTS_PER_ENTRY_MAX, formatPosition, isPosition, parsePosition } from '../domain/position';
 import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
@@ -625,6 +626,11 @@ function createdSeqOf(position: string): number {
   return index * EVENTS_PER_ENTRY_MAX + eventIndex;
 }
 
+/** The position createdSeqOf made an integer of. */
+function positionOfSeq(seq: number): string {
+  return formatPosition(Math.floor(seq / EVENTS_PER_ENTRY_MAX), seq % EVENTS_PER_ENTRY_MAX);
+}
+
 /** A cursor as a created_seq bound: one beyond every storable key (which all lie below it) is the largest safe integer. */
 function createdSeqBound(position: string): number {
   return parsePosition(position).index > CREATED_SEQ_INDEX_MAX ? Number.MAX_SAFE_INTEGER : createdSeqOf(position);
@@ -725,15 +731,15 @@ interface TransactionRow {
  * positions, kind, status, currency, large), which transactionDoc puts back. createdAt and amount stay:
  * their columns hold a canonical instant and an integer, not necessarily the document's own text.
  */
+type SlimTransaction = Omit<TransactionDoc, '_id' | 'id' | 'position' | 'createdPosition' | 'kind' | 'status' | 'currency' | 'large'>;
 function slimTransactionJson(doc: TransactionDoc): string {
   const { _id, id, position, createdPosition, kind, status, currency, large, ...rest } = doc;
-  return JSON.stringify(rest);
+  return JSON.stringify(rest satisfies SlimTransaction);
 }
 
 function transactionDoc(row: TransactionRow): TransactionDoc {
-  const rest = JSON.parse(row.doc) as Omit<TransactionDoc, '_id' | 'id' | 'position' | 'createdPosition' | 'kind' | 'status' | 'currency' | 'large'>;
-  const createdPosition = formatPosition(Math.floor(row.created_seq / EVENTS_PER_ENTRY_MAX), row.created_seq % EVENTS_PER_ENTRY_MAX);
-  return { ...rest, id: row.id, kind: row.kind, status: row.status, currency: row.currency, createdPosition, large: row.large === 1, _id: row.id, position: row.position };
+  const rest = JSON.parse(row.doc) as SlimTransaction;
+  return { ...rest, id: row.id, kind: row.kind, status: row.status, currency: row.currency, createdPosition: positionOfSeq(row.created_seq), large: row.large === 1, _id: row.id, position: row.position };
 }
 
 function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {
@@ -750,23 +756,13 @@ function toPage<T>(rows: DocRow[], limit: number, totalCount: number): Page<T> {
  * which is what the ledger records).
  */
 function canonicalInstant(value: string, what: string): string {
-  // Events of one ledger entry share one instant, so the last few answers serve most calls (a
-  // rebuild canonicalises two instants per event); bounded, and only valid instants are kept.
-  const known = canonicalInstants.get(value);
-  if (known !== undefined) return known;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new Error(`${what} must be an ISO 8601 date-time, got "${value}"`);
-  const canonical = new Date(ms).toISOString();
-  if (canonicalInstants.size >= CANONICAL_INSTANTS_MAX) canonicalInstants.clear();
-  canonicalInstants.set(value, canonical);
-  return canonical;
+  // Both conversions go through the decider's bounded memos: one ledger entry's events share one instant.
+  return isoTime(epochMs(value, what));
 }
-const CANONICAL_INSTANTS_MAX = 1024;
 
 /** An instant as epoch milliseconds, the precision the ledger records (the same instant canonicalInstant gives). */
 function epochMs(value: string, what: string): number {
-  const ms = Date.parse(value);
+  const ms = parseEpochMs(value);
   if (Number.isNaN(ms)) throw new Error(`${what} must be an ISO 8601 date-time, got "${value}"`);
   return ms;
 }
-const canonicalInstants = new Map<string, string>();
