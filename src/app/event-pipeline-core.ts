@@ -1,7 +1,7 @@
 import type { EventStore } from '../eventstore/event-store';
 import { EventStoreDbEventStore } from '../eventstore/eventstoredb-event-store';
 import { LedgerEventPublisher, type SerializedLedgerEvent } from '../eventstore/ledger-event-publisher';
-import { SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore } from '../eventstore/sqlite-event-store';
+import { type CommittedAppend, SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore } from '../eventstore/sqlite-event-store';
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
@@ -14,24 +14,60 @@ export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> }
   | { type: 'stop' };
 
+/** What the event-store stage hands the projection stage, in this order. */
+export type ProjectionStageRequest =
+  /** An append the embedded event store committed: the projections take its events from here, not from the file. */
+  | { type: 'committed'; appended: CommittedAppend }
+  /** Ledger time of the newest entry handed over, so that the projections can report their lag. */
+  | { type: 'newest'; timestampMs: number }
+  /** Sent after the last append: nothing follows. */
+  | { type: 'stop' };
+
 export type PipelineReport =
-  | { type: 'ready'; storedPosition: string | null; notes: string[] }
+  | { type: 'ready'; stage: 'events'; storedPosition: string | null }
+  | { type: 'ready'; stage: 'projections'; notes: string[] }
   | { type: 'durable'; index: number }
   | { type: 'projected'; position: string | null; status: ProjectionStatusReport[] }
   | { type: 'error'; where: string; message: string }
-  | { type: 'stopped' };
+  | { type: 'stopped'; stage: PipelineStage };
+
+export type PipelineStage = 'events' | 'projections';
+
+/** Stages of the pipeline, each of which reports 'ready' and 'stopped' once. */
+export const PIPELINE_STAGES: readonly PipelineStage[] = ['events', 'projections'];
 
 /**
- * The pipeline itself (publisher + projections, with their own store connections), wherever it
- * runs: on the worker thread in production, in the caller's thread for fast tests. Checks the read
- * models against the event store first (dropping and re-projecting one that is unreadable or
- * ahead), then reports 'ready'. Returns the function that takes requests.
+ * The pipeline in two stages, each with its own store connections, wherever they run: on two worker
+ * threads in production (WorkerEventPipeline), or both in the caller's thread (fast tests, the
+ * benchmark). The event-store stage appends; the projection stage follows the event store into the
+ * read models. On two threads the projections of one hand-over run while the next is appended and
+ * fsync'd, and the event-store thread never parses the events it stores.
+ *
+ * In one thread: starts the event-store stage, then the projection stage, joined by a direct call.
+ * Returns the function that takes requests.
  */
 export async function startPipelineCore(stores: EventPipelineStores, report: (message: PipelineReport) => void): Promise<(request: PipelineRequest) => void> {
-  const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : openCheckedEventStore(stores.eventStoreFile!);
-  const notes: string[] = [];
-  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
+  let toProjections: ((request: ProjectionStageRequest) => void) | null = null;
+  const early: ProjectionStageRequest[] = [];
+  const events = await startEventStoreStage(stores, report, (request) => (toProjections ? toProjections(request) : early.push(request)));
+  toProjections = await startProjectionStage(stores, events.storedPosition, report);
+  for (const request of early.splice(0)) toProjections(request);
+  return events.take;
+}
 
+/**
+ * The event-store stage: the publisher into the event store (exactly once, in log order). Opens and
+ * checks the store, reports 'ready' with the ledger position it holds, then takes hand-overs. Every
+ * committed append of the embedded store goes to `forward` as its rows; on 'stop' it publishes
+ * everything handed over, forwards 'stop' and closes the store.
+ */
+export async function startEventStoreStage(
+  stores: EventPipelineStores,
+  report: (message: PipelineReport) => void,
+  forward: (request: ProjectionStageRequest) => void,
+): Promise<{ storedPosition: string | null; take: (request: PipelineRequest) => void }> {
+  const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : openCheckedEventStore(stores.eventStoreFile!);
+  if (eventStore instanceof SqliteEventStore) eventStore.onCommitted((appended) => forward({ type: 'committed', appended }));
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
     onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
@@ -40,14 +76,51 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
     appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
     appendIntervalMs: stores.appendIntervalMs,
   });
+  await publisher.start();
+  const take = (request: PipelineRequest) => {
+    if (request.type === 'entries') {
+      let newest: number | null = null;
+      for (const entry of request.entries) {
+        if (entry.events.length > 0) newest = entry.timestampMs;
+        publisher.enqueueSerialized(entry.index, entry.timestampMs, entry.events);
+      }
+      if (newest !== null) forward({ type: 'newest', timestampMs: newest });
+      return;
+    }
+    void (async () => {
+      await publisher.stop();
+      forward({ type: 'stop' });
+      await eventStore.close();
+      report({ type: 'stopped', stage: 'events' });
+    })();
+  };
+  const storedPosition = publisher.storedLedgerPosition;
+  report({ type: 'ready', stage: 'events', storedPosition });
+  return { storedPosition, take };
+}
+
+/**
+ * The projection stage: follows the event store into the read models, on a connection of its own.
+ * Checks the read models against `storedPosition` (what the event-store stage found at start),
+ * dropping and re-projecting any that are unreadable or ahead, then reports 'ready'. Takes what the
+ * event-store stage forwards, in order.
+ */
+export async function startProjectionStage(
+  stores: EventPipelineStores,
+  storedPosition: string | null,
+  report: (message: PipelineReport) => void,
+): Promise<(request: ProjectionStageRequest) => void> {
+  // Not checked again: the event-store stage read the file through before it reported ready.
+  const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : SqliteEventStore.open(stores.eventStoreFile!);
+  const notes: string[] = [];
+  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
       onError: (error) => report({ type: 'error', where: 'projections', message: error.message }),
     });
   let projections = newProjections();
 
-  await publisher.start();
-  const ahead = await checkpointAheadOf(readModels, LEDGER_PROJECTORS, publisher.storedLedgerPosition).catch(
+  const ahead = await checkpointAheadOf(readModels, LEDGER_PROJECTORS, storedPosition).catch(
     (error: Error) => `its checkpoints cannot be read: ${error.message}`,
   );
   if (ahead) {
@@ -68,26 +141,27 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
   await projections.start();
   report({ type: 'projected', position: projections.position, status: projections.status() });
 
-  const take = (request: PipelineRequest) => {
-    if (request.type === 'entries') {
-      for (const entry of request.entries) {
-        if (entry.events.length > 0) projections.noteCommittedTimestamp(entry.timestampMs);
-        publisher.enqueueSerialized(entry.index, entry.timestampMs, entry.events);
-      }
-      return;
+  const take = (request: ProjectionStageRequest) => {
+    switch (request.type) {
+      case 'committed':
+        (eventStore as SqliteEventStore).acceptCommitted(request.appended);
+        return;
+      case 'newest':
+        projections.noteCommittedTimestamp(request.timestampMs);
+        return;
+      case 'stop':
+        void (async () => {
+          await projections.stop();
+          await readModels.close();
+          await eventStore.close();
+          report({ type: 'stopped', stage: 'projections' });
+        })();
+        return;
     }
-    void (async () => {
-      await publisher.stop();
-      await projections.stop();
-      await readModels.close();
-      await eventStore.close();
-      report({ type: 'stopped' });
-    })();
   };
-  report({ type: 'ready', storedPosition: publisher.storedLedgerPosition, notes });
+  report({ type: 'ready', stage: 'projections', notes });
   return take;
 }
-
 
 /** The embedded event store, read through once: it is the audit trail, so one that does not check out stops the node. */
 function openCheckedEventStore(file: string): SqliteEventStore {

@@ -1,20 +1,25 @@
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import type { PositionedEvent } from '../domain/ledger';
 import { type SerializedLedgerEvent, serializeLedgerEvent } from '../eventstore/ledger-event-publisher';
 import { PositionWaiters, type PositionWaitersOptions } from '../projections/position-waiters';
 import type { ProjectionStatusReport } from '../projections/projection-runner';
 import type { EventPipeline, EventPipelineStores } from './event-pipeline';
-import { type PipelineReport, type PipelineRequest, startPipelineCore } from './event-pipeline-core';
+import { PIPELINE_STAGES, type PipelineReport, type PipelineRequest, type PipelineStage, startPipelineCore } from './event-pipeline-core';
+import type { PipelineWorkerData } from './event-pipeline-worker';
 
 /**
- * Runs the event pipeline (publisher + projections, with their own store connections) on a worker
- * thread, so that event-store appends and read-model writes never hold up the thread that serves
- * the API and runs the command log. Entries are handed over in batches, one message per turn of the
- * event loop.
+ * Runs the event pipeline on two worker threads (see startPipelineCore): the event-store stage
+ * (publisher) and the projection stage, each with its own store connections, so that event-store
+ * appends and read-model writes never hold up the thread that serves the API and runs the command
+ * log, and the projections of one hand-over run while the next is appended. Entries are handed over
+ * in batches, one message per turn of the event loop, to the event-store stage, which passes what
+ * it committed on to the projection stage.
  */
 export class WorkerEventPipeline implements EventPipeline {
-  private worker: Worker | null = null;
+  /** The event-store stage's worker (takes the hand-overs), then the projection stage's. */
+  private workers: Worker[] = [];
+  private readonly stoppedStages = new Set<PipelineStage>();
   private outbox: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> = [];
   private outboxScheduled = false;
   /** Handed-over entries not yet reported durable, by log index. */
@@ -54,17 +59,24 @@ export class WorkerEventPipeline implements EventPipeline {
       );
       return;
     }
-    const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: this.stores });
-    this.worker = worker;
+    const { port1, port2 } = new MessageChannel();
+    // The projection stage opens the event store after the event-store stage has checked it, and
+    // learns from it where the store ended at start. What the event-store stage forwards meanwhile waits in the channel.
+    await this.startWorker({ stage: 'events', stores: this.stores, port: port1 });
+    await this.startWorker({ stage: 'projections', stores: this.stores, port: port2, storedPosition: this.storedPositionAtStart });
+  }
+
+  private startWorker(data: PipelineWorkerData): Promise<void> {
+    const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: data, transferList: [data.port] });
+    this.workers.push(worker);
     return new Promise((resolve, reject) => {
       worker.once('error', reject);
       worker.on('message', (report: PipelineReport) => {
-        if (report.type === 'ready') {
-          this.handle(report);
-          worker.off('error', reject);
-          worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
-          resolve();
-        } else this.handle(report);
+        this.handle(report);
+        if (report.type !== 'ready') return;
+        worker.off('error', reject);
+        worker.on('error', (error) => (this.hooks.onFatal ?? ((e: Error) => this.hooks.onError?.('event pipeline', e)))(error));
+        resolve();
       });
     });
   }
@@ -139,13 +151,13 @@ export class WorkerEventPipeline implements EventPipeline {
     this.flushOutbox();
     this.stopped = new Promise<void>((resolve) => {
       this.resolveStopped = resolve;
-      if (!this.worker && !this.takeInThread) return resolve();
+      if (this.workers.length === 0 && !this.takeInThread) return resolve();
       this.post({ type: 'stop' });
     }).then(async () => {
       this.waiters.cancelAll();
       for (const waiter of [...this.unprojectedWaiters]) waiter.resolve(false);
-      await this.worker?.terminate();
-      this.worker = null;
+      await Promise.all(this.workers.map((worker) => worker.terminate()));
+      this.workers = [];
     });
     return this.stopped;
   }
@@ -160,7 +172,7 @@ export class WorkerEventPipeline implements EventPipeline {
 
   private post(request: PipelineRequest): void {
     if (this.takeInThread) this.takeInThread(request);
-    else this.worker?.postMessage(request);
+    else this.workers[0]?.postMessage(request);
   }
 
   /** Drops the handed-over entries the read models now hold, and wakes the waiters that are below their bound. */
@@ -188,12 +200,14 @@ export class WorkerEventPipeline implements EventPipeline {
         this.hooks.onError?.(report.where, new Error(report.message));
         return;
       case 'stopped':
-        this.resolveStopped?.();
+        this.stoppedStages.add(report.stage);
+        if (PIPELINE_STAGES.every((stage) => this.stoppedStages.has(stage))) this.resolveStopped?.();
         return;
       case 'ready':
-        this.storedPosition = report.storedPosition;
-        this.storedPositionAtStart = report.storedPosition;
-        this.startupNotes = report.notes;
+        if (report.stage === 'events') {
+          this.storedPosition = report.storedPosition;
+          this.storedPositionAtStart = report.storedPosition;
+        } else this.startupNotes = report.notes;
         return;
     }
   }

@@ -32,7 +32,11 @@ export function checkAppend(streamId: string, events: NewEvent[], expected: Expe
     if (event.type.startsWith('$')) {
       throw new TypeError(`event ${event.id}: type "${event.type}" starts with "$", which is reserved for system events`);
     }
-    if (!isJsonObject(event.data)) throw new TypeError(`event ${event.id}: data must be a JSON object`);
+    // With its JSON text at hand (NewEvent.json, which must be JSON.stringify(data)) the text is
+    // checked instead: the data of a serialized event may be parsed lazily, and only if read.
+    if (event.json ? typeof event.json.data !== 'string' || !event.json.data.startsWith('{') : !isJsonObject(event.data)) {
+      throw new TypeError(`event ${event.id}: data must be a JSON object`);
+    }
     if (!isJsonObject(event.metadata) || typeof event.metadata.position !== 'string') {
       throw new TypeError(`event ${event.id}: metadata must be a JSON object with a string "position"`);
     }

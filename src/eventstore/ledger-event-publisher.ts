@@ -61,9 +61,24 @@ export function serializeLedgerEvent(positioned: PositionedEvent): SerializedLed
   return { position: positioned.position, type: positioned.event.type, id: eventIdOf(positioned.position), data: JSON.stringify(positioned.event.data) };
 }
 
-/** The store's event from a serialized one: the data parsed once (projections read it from the store's tail), its JSON kept. */
+/**
+ * The store's event from a serialized one, its JSON kept. Its data is parsed on first read, and only
+ * then: a store that keeps the JSON text (the embedded one) never reads it, unless its own
+ * subscriptions follow its tail (the pipeline in one thread), which then share the parsed object.
+ */
 export function newEventFromSerialized(event: SerializedLedgerEvent, timestampMs: number): NewEvent {
-  return storeEvent(event.id, event.type, event.position, timestampMs, JSON.parse(event.data) as Record<string, unknown>, event.data);
+  const metadata = { position: event.position, timestampMs };
+  let data: Record<string, unknown> | null = null;
+  return {
+    id: event.id,
+    type: event.type,
+    get data(): Record<string, unknown> {
+      data ??= JSON.parse(event.data) as Record<string, unknown>;
+      return data;
+    },
+    metadata,
+    json: { data: event.data, metadata: JSON.stringify(metadata) },
+  };
 }
 
 function storeEvent(id: string, type: string, position: string, timestampMs: number, data: Record<string, unknown>, dataJson: string): NewEvent {

@@ -87,16 +87,36 @@ interface AppendOutcome {
   result: AppendResult;
   /** False when the append was an idempotent re-append and nothing was written. */
   written: boolean;
-  /** What was written, as readers will see it, when every event came serialized (NewEvent.json): for the tail cache. */
-  recorded: RecordedEvent[] | null;
+  /** Store sequence and stream revision of the first event written. */
   firstSeq: bigint;
+  firstRevision: bigint;
+  createdAtMs: number;
+  /** The events took consecutive sequences from firstSeq (what the tail cache and CommittedAppend rely on). */
+  consecutive: boolean;
 }
 
 /**
- * Events kept from this process's latest appends, so that a subscription following the tail (the
- * projections) gets them without reading them back and parsing them again. Only for appends whose
- * events came serialized (NewEvent.json, the ledger's publisher): their caller promises not to change
- * them, so handing the same objects to readers is safe.
+ * One committed append as its rows hold it, for another connection to the same file that follows
+ * the store's tail (the event pipeline's projection thread; see SqliteEventStore.onCommitted and
+ * acceptCommitted). Plain data, so it crosses threads as strings.
+ */
+export interface CommittedAppend {
+  /** Store sequence of the first event; the others follow one by one. */
+  firstSeq: bigint;
+  streamId: string;
+  /** Stream revision of the first event; the others follow one by one. */
+  firstRevision: bigint;
+  createdAtMs: number;
+  /** Each event's data and metadata exactly as stored (JSON text). */
+  events: Array<{ id: string; type: string; data: string; metadata: string }>;
+}
+
+/**
+ * Events kept from the latest appends, so that a subscription following the tail (the projections)
+ * gets them without reading them back from the file. Only for appends whose events came serialized
+ * (NewEvent.json, the ledger's publisher): their caller promises not to change them, so handing the
+ * same objects to readers is safe. The appends are this connection's own, or another connection's
+ * handed over with acceptCommitted.
  */
 const TAIL_CACHE_EVENTS_MAX = 32_768;
 
@@ -130,9 +150,10 @@ export class SqliteEventStore implements EventStore {
   private readonly appendListeners = new Set<() => void>();
   private readonly subscriptions = new Set<SqliteSubscription>();
   private closed = false;
-  /** This process's latest appended events, consecutive in store order from tailFirstSeq (see TAIL_CACHE_EVENTS_MAX). */
+  /** The latest appended events, consecutive in store order from tailFirstSeq (see TAIL_CACHE_EVENTS_MAX). */
   private tail: RecordedEvent[] = [];
   private tailFirstSeq = 0n;
+  private readonly committedListeners: Array<(appended: CommittedAppend) => void> = [];
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -205,10 +226,55 @@ export class SqliteEventStore implements EventStore {
     checkAppend(streamId, events, expectedRevision);
     const outcome = this.appendTransaction(streamId, events, expectedRevision);
     if (outcome.written) {
-      this.keepTail(outcome);
+      const serialized = outcome.consecutive && events.every((event) => event.json !== undefined);
+      // Subscriptions in this connection get the events from the tail, another connection from
+      // onCommitted: the data is parsed only where somebody reads it (NewEvent.data may be lazy).
+      if (this.subscriptions.size > 0 && serialized) this.keepTail(outcome.firstSeq, events.map((event, i) => recordedFromNew(event, streamId, outcome, i)));
+      else this.tail = [];
+      if (this.committedListeners.length > 0 && serialized) {
+        const appended: CommittedAppend = {
+          firstSeq: outcome.firstSeq,
+          streamId,
+          firstRevision: outcome.firstRevision,
+          createdAtMs: outcome.createdAtMs,
+          events: events.map((event) => ({ id: event.id, type: event.type, data: event.json!.data, metadata: event.json!.metadata })),
+        };
+        for (const listener of this.committedListeners) listener(appended);
+      }
       this.notifyAppend();
     }
     return outcome.result;
+  }
+
+  /**
+   * Calls `listener` after every committed append whose events came serialized, with its rows: how a
+   * connection on another thread learns of them at once (acceptCommitted) instead of polling the file.
+   */
+  onCommitted(listener: (appended: CommittedAppend) => void): void {
+    this.committedListeners.push(listener);
+  }
+
+  /**
+   * Takes an append that another connection to this file committed (its onCommitted), so that this
+   * connection's subscriptions get those events from memory and at once. The events must be in the
+   * file already; passing anything else is a bug.
+   */
+  acceptCommitted(appended: CommittedAppend): void {
+    this.assertOpen();
+    const recorded = appended.events.map(
+      (event, i): RecordedEvent => ({
+        id: event.id,
+        streamId: appended.streamId,
+        revision: appended.firstRevision + BigInt(i),
+        type: event.type,
+        data: JSON.parse(event.data) as Record<string, unknown>,
+        metadata: JSON.parse(event.metadata) as EventMetadata,
+        storePosition: formatSqliteStorePosition(appended.firstSeq + BigInt(i)),
+        createdAtMs: appended.createdAtMs,
+      }),
+    );
+    this.keepTail(appended.firstSeq, recorded);
+    this.notifyAppend();
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -277,17 +343,13 @@ export class SqliteEventStore implements EventStore {
     return (this.readAllStatement.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
   }
 
-  private keepTail(outcome: AppendOutcome): void {
-    const recorded = outcome.recorded;
+  /** `recorded`: consecutive events from `firstSeq`, as readers will see them. */
+  private keepTail(firstSeq: bigint, recorded: RecordedEvent[]): void {
     // Another writer's events may lie before these (another process on the file): then the tail starts anew.
-    const follows = this.tail.length > 0 && this.tailFirstSeq + BigInt(this.tail.length) === outcome.firstSeq;
-    if (!recorded) {
-      this.tail = [];
-      return;
-    }
+    const follows = this.tail.length > 0 && this.tailFirstSeq + BigInt(this.tail.length) === firstSeq;
     if (!follows) {
       this.tail = [];
-      this.tailFirstSeq = outcome.firstSeq;
+      this.tailFirstSeq = firstSeq;
     }
     for (const event of recorded) this.tail.push(event);
     const excess = this.tail.length - TAIL_CACHE_EVENTS_MAX;
@@ -300,17 +362,18 @@ export class SqliteEventStore implements EventStore {
   private appendInTransaction(streamId: string, events: NewEvent[], expected: ExpectedRevision): AppendOutcome {
     const last = this.lastRevisionStatement.get(streamId) as { revision: bigint } | undefined;
     const actual: bigint | 'no_stream' = last === undefined ? 'no_stream' : last.revision;
+    const createdAtMs = Date.now();
     if (!expectedRevisionHolds(expected, actual)) {
       const replayed = this.findEarlierAppend(streamId, events, expected);
-      if (replayed !== null) return { result: replayed, written: false, recorded: null, firstSeq: 0n };
+      if (replayed !== null) return { result: replayed, written: false, firstSeq: 0n, firstRevision: 0n, createdAtMs, consecutive: false };
       throw new WrongExpectedRevisionError(streamId, expected, actual);
     }
 
-    let revision = actual === 'no_stream' ? -1n : actual;
+    const firstRevision = actual === 'no_stream' ? 0n : actual + 1n;
+    let revision = firstRevision - 1n;
     let seq = 0n;
     let firstSeq = 0n;
-    const createdAtMs = Date.now();
-    let recorded: RecordedEvent[] | null = events.every((event) => event.json !== undefined) ? [] : null;
+    let consecutive = true;
     for (const event of events) {
       revision += 1n;
       try {
@@ -328,24 +391,14 @@ export class SqliteEventStore implements EventStore {
         );
         const inserted = BigInt(info.lastInsertRowid);
         // One transaction's rows take consecutive sequences (it holds the write lock); the tail cache relies on it.
-        if (firstSeq !== 0n && inserted !== seq + 1n) recorded = null;
+        if (firstSeq !== 0n && inserted !== seq + 1n) consecutive = false;
         seq = inserted;
         if (firstSeq === 0n) firstSeq = seq;
-        recorded?.push({
-          id: event.id,
-          streamId,
-          revision,
-          type: event.type,
-          data: event.data,
-          metadata: event.metadata,
-          storePosition: formatSqliteStorePosition(seq),
-          createdAtMs,
-        });
       } catch (error) {
         throw this.explainInsertFailure(error, event.id);
       }
     }
-    return { result: { nextExpectedRevision: revision, storePosition: formatSqliteStorePosition(seq) }, written: true, recorded, firstSeq };
+    return { result: { nextExpectedRevision: revision, storePosition: formatSqliteStorePosition(seq) }, written: true, firstSeq, firstRevision, createdAtMs, consecutive };
   }
 
   /**
@@ -482,6 +535,20 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
     metadata: JSON.parse(row.metadata) as EventMetadata,
     storePosition: formatSqliteStorePosition(row.seq),
     createdAtMs: Number(row.created_at_ms),
+  };
+}
+
+/** The i-th event of a written append, as a reader of the tail gets it (the same data and metadata objects). */
+function recordedFromNew(event: NewEvent, streamId: string, outcome: AppendOutcome, i: number): RecordedEvent {
+  return {
+    id: event.id,
+    streamId,
+    revision: outcome.firstRevision + BigInt(i),
+    type: event.type,
+    data: event.data,
+    metadata: event.metadata,
+    storePosition: formatSqliteStorePosition(outcome.firstSeq + BigInt(i)),
+    createdAtMs: outcome.createdAtMs,
   };
 }
 

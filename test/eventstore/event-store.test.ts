@@ -8,9 +8,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { EventStoreDBClient } from '@eventstore/db-client';
 import { FakeEventStoreDbClient } from './fake-eventstoredb-client';
-import { APPEND_EVENTS_MAX, READ_COUNT_MAX, WrongExpectedRevisionError, type NewEvent } from '../../src/eventstore/event-store';
+import { APPEND_EVENTS_MAX, READ_COUNT_MAX, WrongExpectedRevisionError, type NewEvent, type RecordedEvent } from '../../src/eventstore/event-store';
 import { EventStoreDbEventStore } from '../../src/eventstore/eventstoredb-event-store';
-import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
+import { type CommittedAppend, SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
 import { eventStoreContract } from './event-store.contract';
 
 function makeTempDir(): string {
@@ -172,6 +172,8 @@ describe('SqliteEventStore on disk', () => {
       list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const store = SqliteEventStore.open(file);
     const other = SqliteEventStore.open(file);
+    // The tail is kept for the store's own subscriptions (the pipeline in one thread): give it one.
+    const following = store.subscribeAll({}, async () => undefined);
     try {
       const first = await store.append('tail', serialized(events(5)), 'no_stream');
       await other.append('tail-other', events(2), 'no_stream');
@@ -193,7 +195,82 @@ describe('SqliteEventStore on disk', () => {
       const last = await store.readAll({ after: (await store.readAll()).at(-2)?.storePosition });
       expect(last.map((event) => event.storePosition)).toEqual([second.storePosition]);
     } finally {
+      await following.close();
       await other.close();
+      await store.close();
+    }
+  });
+
+  it('hands its committed appends to another connection on the file, whose subscriptions then get them as a fresh read would', async () => {
+    const serialized = (list: NewEvent[]): NewEvent[] =>
+      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
+    const writer = SqliteEventStore.open(file);
+    const follower = SqliteEventStore.open(file);
+    const other = SqliteEventStore.open(file);
+    const handed: CommittedAppend[] = [];
+    writer.onCommitted((appended) => {
+      handed.push(appended);
+      follower.acceptCommitted(appended);
+    });
+    const delivered: RecordedEvent[] = [];
+    let wake: (() => void) | null = null;
+    const subscription = follower.subscribeAll({}, async (batch) => {
+      delivered.push(...batch);
+      wake?.();
+    });
+    const deliveredCount = (count: number) =>
+      new Promise<void>((resolve) => {
+        wake = () => delivered.length >= count && resolve();
+        wake();
+      });
+    try {
+      // The follower's subscription has read the empty file and waits.
+      for (let turn = 0; turn < 3; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+      const first = await writer.append('follow', serialized(events(5)), 'no_stream');
+      // At once, not at the follower's next poll of the file (250 ms): a few turns of the event loop.
+      for (let turn = 0; turn < 5 && delivered.length < 5; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+      expect(delivered).toHaveLength(5);
+      // Another writer's events are not handed over: the follower reads them from the file.
+      await other.append('follow-other', events(2), 'no_stream');
+      // Events that did not come serialized are not handed over either.
+      await writer.append('follow-plain', events(1), 'no_stream');
+      await writer.append('follow', serialized(events(4)), first.nextExpectedRevision);
+      await deliveredCount(12);
+      expect(handed.map((appended) => [appended.streamId, appended.firstRevision, appended.events.length])).toEqual([
+        ['follow', 0n, 5],
+        ['follow', 5n, 4],
+      ]);
+      const fromDisk = SqliteEventStore.open(file);
+      try {
+        const all = await fromDisk.readAll();
+        expect(all).toHaveLength(12);
+        expect(delivered).toEqual(all);
+        expect(handed[1]!.firstSeq).toBe(BigInt(all[8]!.storePosition));
+        for (const after of [null, ...all.map((event) => event.storePosition)]) {
+          for (const maxCount of [1, 3, READ_COUNT_MAX]) {
+            expect(await follower.readAll({ after, maxCount })).toEqual(await fromDisk.readAll({ after, maxCount }));
+          }
+        }
+      } finally {
+        await fromDisk.close();
+      }
+    } finally {
+      await subscription.close();
+      await other.close();
+      await follower.close();
+      await writer.close();
+    }
+  });
+
+  it('refuses a serialized event whose JSON text is not an object, as it refuses such data', async () => {
+    const store = SqliteEventStore.open(file);
+    try {
+      const [event] = events(1) as [NewEvent];
+      await expect(store.append('bad-json', [{ ...event, json: { data: '[1]', metadata: JSON.stringify(event.metadata) } }], 'no_stream')).rejects.toThrow(
+        `event ${event.id}: data must be a JSON object`,
+      );
+      expect(await store.readStream('bad-json')).toEqual([]);
+    } finally {
       await store.close();
     }
   });
