@@ -1,6 +1,7 @@
 import { type DocumentNode, type FieldNode, Kind, type OperationDefinitionNode, type SelectionSetNode, type ValueNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Rejection } from '../domain/errors';
+import { NOT_TAKEN, coerceBatchOperations } from './batch-coercion';
 
 /**
  * The decider's refusal of a batch of this many operations with this key on its size alone, or null
@@ -8,21 +9,26 @@ import type { Rejection } from '../domain/errors';
  */
 export type BatchSizeRefusal = (operationCount: number, idempotencyKey: string | undefined) => Rejection | null;
 
-/** Set on the context by useBatchSizeBeforeCoercion: the executeBatch fields it answered, and how. */
+/** Set on the context by useBatchSizeBeforeCoercion: the executeBatch fields it answered or coerced, and how. */
 export interface RefusedBeforeCoercion {
   refusedBatches?: Map<FieldNode, Rejection>;
+  /** The operations of these fields, coerced by coerceBatchOperations (the field's own argument holds none). */
+  coercedBatches?: Map<FieldNode, unknown[]>;
 }
 
 /**
- * Refuses an executeBatch whose operations, sent as a variable, are too many before GraphQL
- * coerces them: coercing 100,000 operations held the event loop for about 1.8 s only for the
- * decider to refuse them on their count (issue 8). The raw variable's array length is the count the
- * decider would see (coercion turns a list into a list of the same length). The variable is handed
- * on as an empty list and the field's resolver answers the refusal, so the client gets the same
- * payload in the shape its selection asks for. Literal lists are left to coercion: the token
- * limit already keeps them short.
+ * Takes executeBatch's operations, sent as a variable, before GraphQL coerces them:
+ * - refuses a batch whose operations are too many: coercing 100,000 operations held the event loop
+ *   for about 1.8 s only for the decider to refuse them on their count (issue 8). The raw variable's
+ *   array length is the count the decider would see (coercion turns a list into a list of the same
+ *   length); the field's resolver answers the refusal, so the client gets the same payload in the
+ *   shape its selection asks for;
+ * - otherwise coerces them itself (coerceBatchOperations: the same result as graphql-js, ten times
+ *   cheaper), or leaves them to graphql-js when they are not valid, so that every error is its own.
+ * Either way the variable is handed on with no operations. Literal lists are left to coercion: the
+ * token limit already keeps them short.
  */
-export function useBatchSizeBeforeCoercion(refusal: BatchSizeRefusal): Plugin<RefusedBeforeCoercion> {
+export function useBatchSizeBeforeCoercion(refusal: BatchSizeRefusal | null): Plugin<RefusedBeforeCoercion> {
   return {
     onExecute({ args, executeFn, setExecuteFn, extendContext }) {
       const variables = args.variableValues as Record<string, unknown> | null | undefined;
@@ -31,22 +37,28 @@ export function useBatchSizeBeforeCoercion(refusal: BatchSizeRefusal): Plugin<Re
       if (!operation || operation.operation !== 'mutation') return;
       const uses = batchVariableUses(operation, args.document, variables);
       if (uses.length === 0) return;
-      // A variable may feed more than one field; it is emptied only when every field it feeds is refused.
-      const refusedByVariable = new Map<string, boolean>();
-      const refusals = uses.map((use) => {
-        const rejection = use.operationCount === null ? null : refusal(use.operationCount, use.idempotencyKey);
-        refusedByVariable.set(use.variable, (refusedByVariable.get(use.variable) ?? true) && rejection !== null);
-        return rejection;
+      const outcomes = uses.map((use): { rejection: Rejection } | { operations: unknown[] } | null => {
+        if (use.operations === null) return null;
+        const rejection = refusal?.(use.operations.length, use.idempotencyKey) ?? null;
+        if (rejection) return { rejection };
+        const operations = coerceBatchOperations(args.schema, use.operations);
+        return operations === NOT_TAKEN ? null : { operations };
       });
+      // A variable may feed more than one field; it is emptied only when every field it feeds is answered or coerced here.
+      const takenByVariable = new Map<string, boolean>();
+      uses.forEach((use, i) => takenByVariable.set(use.variable, (takenByVariable.get(use.variable) ?? true) && outcomes[i] !== null));
       const refusedBatches = new Map<FieldNode, Rejection>();
+      const coercedBatches = new Map<FieldNode, unknown[]>();
       const replaced: Record<string, unknown> = { ...variables };
       uses.forEach((use, i) => {
-        if (!refusedByVariable.get(use.variable)) return;
-        refusedBatches.set(use.field, refusals[i]!);
+        const outcome = outcomes[i];
+        if (!outcome || !takenByVariable.get(use.variable)) return;
+        if ('rejection' in outcome) refusedBatches.set(use.field, outcome.rejection);
+        else coercedBatches.set(use.field, outcome.operations);
         replaced[use.variable] = use.emptied;
       });
-      if (refusedBatches.size === 0) return;
-      extendContext({ refusedBatches });
+      if (refusedBatches.size === 0 && coercedBatches.size === 0) return;
+      extendContext({ refusedBatches, coercedBatches });
       setExecuteFn((executeArgs) => executeFn({ ...executeArgs, variableValues: replaced }));
     },
   };
@@ -56,8 +68,8 @@ interface BatchVariableUse {
   field: FieldNode;
   /** The variable that carries the operations (the whole input, or its operations list). */
   variable: string;
-  /** The raw operations' count; null when they are not a list (coercion has its say). */
-  operationCount: number | null;
+  /** The raw operations; null when they are not a list (coercion has its say). */
+  operations: unknown[] | null;
   idempotencyKey: string | undefined;
   /** The variable's value with no operations. */
   emptied: unknown;
@@ -80,14 +92,14 @@ function batchVariableUses(operation: OperationDefinitionNode, document: Documen
       if (!isPlainObject(raw)) continue;
       const key = rawKey(raw.idempotencyKey);
       if (key === INVALID) continue;
-      uses.push({ field, variable: input.name.value, operationCount: Array.isArray(raw.operations) ? raw.operations.length : null, idempotencyKey: key, emptied: { ...raw, operations: [] } });
+      uses.push({ field, variable: input.name.value, operations: Array.isArray(raw.operations) ? raw.operations : null, idempotencyKey: key, emptied: { ...raw, operations: [] } });
     } else if (input?.kind === Kind.OBJECT) {
       const operations = input.fields.find((f) => f.name.value === 'operations')?.value;
       if (operations?.kind !== Kind.VARIABLE) continue;
       const raw = variables[operations.name.value];
       const key = literalKey(input.fields.find((f) => f.name.value === 'idempotencyKey')?.value, variables);
       if (key === INVALID) continue;
-      uses.push({ field, variable: operations.name.value, operationCount: Array.isArray(raw) ? raw.length : null, idempotencyKey: key, emptied: [] });
+      uses.push({ field, variable: operations.name.value, operations: Array.isArray(raw) ? raw : null, idempotencyKey: key, emptied: [] });
     }
   }
   return uses;

@@ -102,7 +102,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       // After authentication: a request without a valid token is told so first.
       useAcceptCheck(),
       ...armorPlugins(),
-      ...(options.batchSizeRefusal ? [useBatchSizeBeforeCoercion(options.batchSizeRefusal)] : []),
+      useBatchSizeBeforeCoercion(options.batchSizeRefusal ?? null),
       ...(options.production ? [useDisableIntrospection()] : []),
     ],
     context: ({ request }): ApiContext => ({

@@ -217,3 +217,43 @@ describe('where the state decides first, the log still answers', () => {
     expect(logIndexes().commitIndex).toBe(before + 1);
   });
 });
+
+describe('a batch whose operations the API coerces before GraphQL (src/api/batch-coercion.ts)', () => {
+  const SELECTION = '__typename ... on BatchSuccess { transactions { kind status amount description metadata fromAccountId toAccountId } }';
+
+  it('records what the same operations written inline (coerced by graphql-js) record', async () => {
+    const other = uniqueId('acc');
+    await ledger.data(`mutation { openAccount(input: { id: "${other}" }) { __typename } }`);
+    const viaVariable = await ledger.gql(`mutation ($input: BatchInput!) { executeBatch(input: $input) { ${SELECTION} } }`, {
+      input: {
+        operations: [
+          { deposit: { accountId: account, amount: '7', description: 'd', metadata: { a: 1 } } },
+          { withdraw: { accountId: account, amount: 3, pending: true, holdTimeoutSeconds: 60 } },
+          { transfer: { fromAccountId: account, toAccountId: other, amount: '2', description: null } },
+        ],
+      },
+    }, ['teller']);
+    const inline = await ledger.gql(
+      `mutation { executeBatch(input: { operations: [
+        { deposit: { accountId: "${account}", amount: "7", description: "d", metadata: { a: 1 } } },
+        { withdraw: { accountId: "${account}", amount: 3, pending: true, holdTimeoutSeconds: 60 } },
+        { transfer: { fromAccountId: "${account}", toAccountId: "${other}", amount: "2", description: null } }
+      ] }) { ${SELECTION} } }`,
+      {},
+      ['teller'],
+    );
+    expect(viaVariable.body.errors).toBeUndefined();
+    expect(viaVariable.body.data.executeBatch.__typename).toBe('BatchSuccess');
+    expect(viaVariable.body.data.executeBatch.transactions).toHaveLength(3);
+    expect(viaVariable.body).toEqual(inline.body);
+  });
+
+  it('answers an operation graphql-js refuses with its own error, at its path, and logs nothing', async () => {
+    const before = logIndexes();
+    const operations = [...deposits(5), { deposit: { accountId: account, amount: '1.5' } }];
+    const res = await ledger.gql(BATCH, { input: { operations } }, ['teller']);
+    expect(res.status).toBe(400);
+    expect(res.body.errors?.[0]?.message).toMatch(/^Variable "\$input" got invalid value "1\.5" at "input\.operations\[5\]\.deposit\.amount"; Amount/);
+    expect(logIndexes()).toEqual(before);
+  });
+});

@@ -38,6 +38,8 @@ export interface ApiContext {
   };
   /** executeBatch fields refused on their size before their operations were coerced (../batch-size.ts). */
   refusedBatches?: Map<FieldNode, Rejection>;
+  /** executeBatch fields whose operations were coerced before GraphQL's own coercion (../batch-coercion.ts): these, not the argument's. */
+  coercedBatches?: Map<FieldNode, unknown[]>;
 }
 
 export interface SchemaTypes {

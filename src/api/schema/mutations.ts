@@ -195,7 +195,8 @@ export function registerMutations(builder: Builder, errorTypes: Record<ErrorCode
       resolve: (_root, { input }, ctx, info) => {
         const refused = ctx.refusedBatches?.get(info.fieldNodes[0]!);
         if (refused) return answer({ ok: false, rejection: refused }, 'BatchSuccess', allowed.BatchResult);
-        const operations = input.operations.map(batchOperation);
+        const coerced = ctx.coercedBatches?.get(info.fieldNodes[0]!) as Array<Record<string, unknown>> | undefined;
+        const operations = (coerced ?? input.operations).map(batchOperation);
         return run(ctx, { type: 'ExecuteBatch', input: { operations }, ...key(input.idempotencyKey) }, 'BatchSuccess', allowed.BatchResult);
       },
     }),
