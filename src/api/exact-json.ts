@@ -41,9 +41,30 @@ export function exactJsonReviver(this: unknown, _key: string, value: unknown, co
   return INTEGER_LITERAL.test(source) && Number.isSafeInteger(value) ? value : new InexactJsonNumber(value, source);
 }
 
-/** JSON.parse that keeps numbers not written as integers apart (see InexactJsonNumber). */
+/**
+ * JSON.parse that keeps numbers not written as integers apart (see InexactJsonNumber). Most bodies
+ * hold no JSON number at all (amounts travel as strings), and a reviver makes JSON.parse about five
+ * times slower (5.4 against 0.9 µs per transfer operation of a batch), so the text is parsed without
+ * it first and again with it only when a number turns up: the reviver changes numbers alone.
+ */
 export function parseJsonExact(text: string): unknown {
-  return JSON.parse(text, exactJsonReviver as (key: string, value: unknown) => unknown);
+  const plain = JSON.parse(text) as unknown;
+  return containsNumber(plain) ? JSON.parse(text, exactJsonReviver as (key: string, value: unknown) => unknown) : plain;
+}
+
+/** Iterative: JSON nested deeper than the call stack must not throw here. */
+function containsNumber(root: unknown): boolean {
+  if (typeof root === 'number') return true;
+  if (root === null || typeof root !== 'object') return false;
+  const stack: object[] = [root];
+  for (let value = stack.pop(); value !== undefined; value = stack.pop()) {
+    const children: unknown[] = Array.isArray(value) ? value : Object.values(value);
+    for (const child of children) {
+      if (typeof child === 'number') return true;
+      if (child !== null && typeof child === 'object') stack.push(child);
+    }
+  }
+  return false;
 }
 
 /** Checked once at startup: without source text access every Amount variable would be refused. */
