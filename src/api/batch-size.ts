@@ -41,6 +41,8 @@ export function useBatchSizeBeforeCoercion(refusal: BatchSizeRefusal | null): Pl
         if (use.operations === null) return null;
         const rejection = refusal?.(use.operations.length, use.idempotencyKey) ?? null;
         if (rejection) return { rejection };
+        // graphql-js's error for another field of the input would quote the emptied input: left to it whole.
+        if (!use.othersValid) return null;
         const operations = coerceBatchOperations(args.schema, use.operations);
         return operations === NOT_TAKEN ? null : { operations };
       });
@@ -73,6 +75,8 @@ interface BatchVariableUse {
   idempotencyKey: string | undefined;
   /** The variable's value with no operations. */
   emptied: unknown;
+  /** Whatever the variable holds besides the operations is valid (a whole input: only `operations` and a String or null `idempotencyKey`). */
+  othersValid: boolean;
 }
 
 function selectedOperation(document: DocumentNode, operationName: string | null | undefined): OperationDefinitionNode | undefined {
@@ -92,14 +96,14 @@ function batchVariableUses(operation: OperationDefinitionNode, document: Documen
       if (!isPlainObject(raw)) continue;
       const key = rawKey(raw.idempotencyKey);
       if (key === INVALID) continue;
-      uses.push({ field, variable: input.name.value, operations: Array.isArray(raw.operations) ? raw.operations : null, idempotencyKey: key, emptied: { ...raw, operations: [] } });
+      uses.push({ field, variable: input.name.value, operations: Array.isArray(raw.operations) ? raw.operations : null, idempotencyKey: key, emptied: { ...raw, operations: [] }, othersValid: Object.keys(raw).every((name) => name === 'operations' || name === 'idempotencyKey') });
     } else if (input?.kind === Kind.OBJECT) {
       const operations = input.fields.find((f) => f.name.value === 'operations')?.value;
       if (operations?.kind !== Kind.VARIABLE) continue;
       const raw = variables[operations.name.value];
       const key = literalKey(input.fields.find((f) => f.name.value === 'idempotencyKey')?.value, variables);
       if (key === INVALID) continue;
-      uses.push({ field, variable: operations.name.value, operations: Array.isArray(raw) ? raw : null, idempotencyKey: key, emptied: [] });
+      uses.push({ field, variable: operations.name.value, operations: Array.isArray(raw) ? raw : null, idempotencyKey: key, emptied: [], othersValid: true });
     }
   }
   return uses;

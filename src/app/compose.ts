@@ -139,7 +139,7 @@ export async function composeLedger(config: LedgerConfig, hooks: ComposeHooks = 
       logDescription,
       config.eventStoreUrl ? `event store: EventStoreDB at ${redact(config.eventStoreUrl)}` : `event store: embedded SQLite at ${eventStoreFile}`,
       describeReadModelStore(readModelLocation),
-      'event pipeline (event store appends, projections): worker thread',
+      'event pipeline: event-store appends and projections on two worker threads',
       ...startupNotes(log),
       ...pipeline.startupNotes,
     ],

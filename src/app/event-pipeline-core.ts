@@ -5,14 +5,19 @@ import { type CommittedAppend, SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
-import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
+import { ReadModelCheckpointer, SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { ReadModelStore } from '../projections/read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
 import { openReadModelStore } from './read-model-stores';
 
 export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> }
+  /** The projection stage has opened the read models: the event-store stage checkpoints the embedded ones from now on. */
+  | { type: 'read models open' }
   | { type: 'stop' };
+
+/** How often the event-store stage checkpoints the embedded read models' WAL (ReadModelCheckpointer). */
+export const READ_MODEL_CHECKPOINT_INTERVAL_MS = 200;
 
 /** What the event-store stage hands the projection stage, in this order. */
 export type ProjectionStageRequest =
@@ -50,8 +55,15 @@ export async function startPipelineCore(stores: EventPipelineStores, report: (me
   let toProjections: ((request: ProjectionStageRequest) => void) | null = null;
   const early: ProjectionStageRequest[] = [];
   const events = await startEventStoreStage(stores, report, (request) => (toProjections ? toProjections(request) : early.push(request)));
-  toProjections = await startProjectionStage(stores, events.storedPosition, report);
+  try {
+    toProjections = await startProjectionStage(stores, events.storedPosition, report);
+  } catch (error) {
+    // The event-store stage closes its store; nothing was handed over yet.
+    events.take({ type: 'stop' });
+    throw error;
+  }
   for (const request of early.splice(0)) toProjections(request);
+  events.take({ type: 'read models open' });
   return events.take;
 }
 
@@ -77,6 +89,10 @@ export async function startEventStoreStage(
     appendIntervalMs: stores.appendIntervalMs,
   });
   await publisher.start();
+  // Checkpoints of the embedded read models: this thread waits on fsyncs half the time, the
+  // projection thread is the pipeline's busiest (see SqliteReadModelStore's checkpointedElsewhere).
+  let checkpointer: ReadModelCheckpointer | null = null;
+  let checkpoints: NodeJS.Timeout | null = null;
   const take = (request: PipelineRequest) => {
     if (request.type === 'entries') {
       let newest: number | null = null;
@@ -87,7 +103,24 @@ export async function startEventStoreStage(
       if (newest !== null) forward({ type: 'newest', timestampMs: newest });
       return;
     }
+    if (request.type === 'read models open') {
+      if (stores.mongoDbUrl || checkpointer) return;
+      checkpointer = ReadModelCheckpointer.open(stores.readModelFile);
+      checkpoints = setInterval(() => {
+        try {
+          checkpointer?.checkpoint();
+        } catch (error) {
+          // The writer's own checkpoints (its backstop) take over; nothing is lost either way.
+          report({ type: 'error', where: 'read-model checkpoint', message: (error as Error).message });
+          if (checkpoints) clearInterval(checkpoints);
+        }
+      }, READ_MODEL_CHECKPOINT_INTERVAL_MS);
+      checkpoints.unref();
+      return;
+    }
     void (async () => {
+      if (checkpoints) clearInterval(checkpoints);
+      checkpointer?.close();
       await publisher.stop();
       forward({ type: 'stop' });
       await eventStore.close();
@@ -113,7 +146,8 @@ export async function startProjectionStage(
   // Not checked again: the event-store stage read the file through before it reported ready.
   const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : SqliteEventStore.open(stores.eventStoreFile!);
   const notes: string[] = [];
-  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
+  // The event-store stage checkpoints the embedded read models once they are open ('read models open').
+  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes, CHECKPOINTED_ELSEWHERE);
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
       onError: (error) => report({ type: 'error', where: 'projections', message: error.message }),
@@ -132,7 +166,7 @@ export async function startProjectionStage(
     } else {
       await readModels.close();
       dropEmbeddedReadModels(stores.readModelFile);
-      readModels = SqliteReadModelStore.open(stores.readModelFile);
+      readModels = SqliteReadModelStore.open(stores.readModelFile, CHECKPOINTED_ELSEWHERE);
     }
     projections = newProjections();
     notes.push(`read models were ahead of the event store (${ahead}): dropped, re-projecting from the event store`);
@@ -181,16 +215,18 @@ function openCheckedEventStore(file: string): SqliteEventStore {
 }
 
 /** The embedded read models, dropped and re-created when the file does not check out or cannot be opened. */
-function openReadModelsOrRebuild(file: string, notes: string[]): SqliteReadModelStore {
+const CHECKPOINTED_ELSEWHERE = { checkpointedElsewhere: true } as const;
+
+function openReadModelsOrRebuild(file: string, notes: string[], options: { checkpointedElsewhere?: boolean }): SqliteReadModelStore {
   let problem = embeddedReadModelProblem(file);
   if (problem === null) {
     try {
-      return SqliteReadModelStore.open(file);
+      return SqliteReadModelStore.open(file, options);
     } catch (error) {
       problem = (error as Error).message;
     }
   }
   dropEmbeddedReadModels(file);
   notes.push(`read models at ${file} were unreadable (${problem}): dropped, re-projecting from the event store`);
-  return SqliteReadModelStore.open(file);
+  return SqliteReadModelStore.open(file, options);
 }

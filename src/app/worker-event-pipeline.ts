@@ -60,15 +60,25 @@ export class WorkerEventPipeline implements EventPipeline {
       return;
     }
     const { port1, port2 } = new MessageChannel();
-    // The projection stage opens the event store after the event-store stage has checked it, and
-    // learns from it where the store ended at start. What the event-store stage forwards meanwhile waits in the channel.
-    await this.startWorker({ stage: 'events', stores: this.stores, port: port1 });
-    await this.startWorker({ stage: 'projections', stores: this.stores, port: port2, storedPosition: this.storedPositionAtStart });
+    try {
+      // The projection stage opens the event store after the event-store stage has checked it, and
+      // learns from it where the store ended at start. What the event-store stage forwards meanwhile waits in the channel.
+      await this.startWorker({ stage: 'events', stores: this.stores, port: port1 });
+      await this.startWorker({ stage: 'projections', stores: this.stores, port: port2, storedPosition: this.storedPositionAtStart });
+    } catch (error) {
+      // A stage that did start must not keep its store open and the process alive.
+      await Promise.all(this.workers.map((worker) => worker.terminate()));
+      this.workers = [];
+      throw error;
+    }
+    this.post({ type: 'read models open' });
   }
 
   private startWorker(data: PipelineWorkerData): Promise<void> {
     const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: data, transferList: [data.port] });
     this.workers.push(worker);
+    // A stage whose thread has ended will not report 'stopped': stop() must not wait for it.
+    worker.once('exit', () => this.noteStopped(data.stage));
     return new Promise((resolve, reject) => {
       worker.once('error', reject);
       worker.on('message', (report: PipelineReport) => {
@@ -152,6 +162,8 @@ export class WorkerEventPipeline implements EventPipeline {
     this.stopped = new Promise<void>((resolve) => {
       this.resolveStopped = resolve;
       if (this.workers.length === 0 && !this.takeInThread) return resolve();
+      // An event-store stage whose thread has ended cannot pass 'stop' on: end here (the threads are terminated below).
+      if (this.stoppedStages.has('events')) return resolve();
       this.post({ type: 'stop' });
     }).then(async () => {
       this.waiters.cancelAll();
@@ -173,6 +185,11 @@ export class WorkerEventPipeline implements EventPipeline {
   private post(request: PipelineRequest): void {
     if (this.takeInThread) this.takeInThread(request);
     else this.workers[0]?.postMessage(request);
+  }
+
+  private noteStopped(stage: PipelineStage): void {
+    this.stoppedStages.add(stage);
+    if (PIPELINE_STAGES.every((each) => this.stoppedStages.has(each))) this.resolveStopped?.();
   }
 
   /** Drops the handed-over entries the read models now hold, and wakes the waiters that are below their bound. */
@@ -200,8 +217,7 @@ export class WorkerEventPipeline implements EventPipeline {
         this.hooks.onError?.(report.where, new Error(report.message));
         return;
       case 'stopped':
-        this.stoppedStages.add(report.stage);
-        if (PIPELINE_STAGES.every((stage) => this.stoppedStages.has(stage))) this.resolveStopped?.();
+        this.noteStopped(report.stage);
         return;
       case 'ready':
         if (report.stage === 'events') {

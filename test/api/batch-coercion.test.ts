@@ -173,6 +173,13 @@ describe('useBatchSizeBeforeCoercion', () => {
     expect(context.coercedBatches).toBeUndefined();
   });
 
+  it('leaves an input with another field graphql-js refuses to it whole, so that its error quotes the input as sent', () => {
+    const input = { operations: ops, idempotencykey: 'k' };
+    const { context, variables } = runPlugin('mutation ($input: BatchInput!) { executeBatch(input: $input) { __typename } }', { input });
+    expect(variables).toEqual({ input });
+    expect(context.coercedBatches).toBeUndefined();
+  });
+
   it('refuses an oversized batch without coercing it, as before', () => {
     const refusal = { code: 'VALIDATION' as const, message: 'too many' };
     const { context, variables } = runPlugin('mutation ($input: BatchInput!) { executeBatch(input: $input) { __typename } }', { input: { operations: ops } }, (count) =>

@@ -24,20 +24,28 @@ describe('parseJsonExact', () => {
     expect(parseJsonExact('[[[[["x"]]]], 7]')).toEqual([[[[['x']]]], 7]);
   });
 
-  it('walks JSON nested far deeper than the call stack without failing', () => {
-    const depth = 100_000;
-    const text = `${'['.repeat(depth)}"x"${']'.repeat(depth)}`;
-    try {
-      JSON.parse(text);
-    } catch {
-      return; // This engine's JSON.parse itself refuses that depth: nothing to walk.
+  it('answers deep nesting as the reviver does: the same value, or the same refusal', () => {
+    for (const depth of [100, 511, 512, 513, 2000, 100_000]) {
+      const text = `${'['.repeat(depth)}"x"${']'.repeat(depth)}`;
+      const refusal = (() => {
+        try {
+          withReviver(text);
+          return null;
+        } catch (error) {
+          return error as Error;
+        }
+      })();
+      if (refusal) {
+        expect(() => parseJsonExact(text)).toThrow(refusal.constructor as ErrorConstructor);
+        continue;
+      }
+      let value = parseJsonExact(text);
+      let levels = 0;
+      while (Array.isArray(value)) {
+        value = value[0];
+        levels += 1;
+      }
+      expect([levels, value]).toEqual([depth, 'x']);
     }
-    let value = parseJsonExact(text);
-    let levels = 0;
-    while (Array.isArray(value)) {
-      value = value[0];
-      levels += 1;
-    }
-    expect([levels, value]).toEqual([depth, 'x']);
   });
 });
