@@ -92,7 +92,6 @@ export async function startEventStoreStage(
   // Checkpoints of the embedded read models: this thread waits on fsyncs half the time, the
   // projection thread is the pipeline's busiest (see SqliteReadModelStore's checkpointedElsewhere).
   let checkpointer: ReadModelCheckpointer | null = null;
-  let checkpoints: NodeJS.Timeout | null = null;
   const take = (request: PipelineRequest) => {
     if (request.type === 'entries') {
       let newest: number | null = null;
@@ -105,21 +104,12 @@ export async function startEventStoreStage(
     }
     if (request.type === 'read models open') {
       if (stores.mongoDbUrl || checkpointer) return;
-      checkpointer = ReadModelCheckpointer.open(stores.readModelFile);
-      checkpoints = setInterval(() => {
-        try {
-          checkpointer?.checkpoint();
-        } catch (error) {
-          // The writer's own checkpoints (its backstop) take over; nothing is lost either way.
-          report({ type: 'error', where: 'read-model checkpoint', message: (error as Error).message });
-          if (checkpoints) clearInterval(checkpoints);
-        }
-      }, READ_MODEL_CHECKPOINT_INTERVAL_MS);
-      checkpoints.unref();
+      checkpointer = ReadModelCheckpointer.start(stores.readModelFile, READ_MODEL_CHECKPOINT_INTERVAL_MS, (error) =>
+        report({ type: 'error', where: 'read-model checkpoint', message: error.message }),
+      );
       return;
     }
     void (async () => {
-      if (checkpoints) clearInterval(checkpoints);
       checkpointer?.close();
       await publisher.stop();
       forward({ type: 'stop' });
@@ -147,7 +137,7 @@ export async function startProjectionStage(
   const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : SqliteEventStore.open(stores.eventStoreFile!);
   const notes: string[] = [];
   // The event-store stage checkpoints the embedded read models once they are open ('read models open').
-  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes, CHECKPOINTED_ELSEWHERE);
+  let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
       onError: (error) => report({ type: 'error', where: 'projections', message: error.message }),
@@ -214,19 +204,20 @@ function openCheckedEventStore(file: string): SqliteEventStore {
   );
 }
 
-/** The embedded read models, dropped and re-created when the file does not check out or cannot be opened. */
+/** The projection stage's read models are checkpointed by the event-store stage (ReadModelCheckpointer). */
 const CHECKPOINTED_ELSEWHERE = { checkpointedElsewhere: true } as const;
 
-function openReadModelsOrRebuild(file: string, notes: string[], options: { checkpointedElsewhere?: boolean }): SqliteReadModelStore {
+/** The embedded read models, dropped and re-created when the file does not check out or cannot be opened. */
+function openReadModelsOrRebuild(file: string, notes: string[]): SqliteReadModelStore {
   let problem = embeddedReadModelProblem(file);
   if (problem === null) {
     try {
-      return SqliteReadModelStore.open(file, options);
+      return SqliteReadModelStore.open(file, CHECKPOINTED_ELSEWHERE);
     } catch (error) {
       problem = (error as Error).message;
     }
   }
   dropEmbeddedReadModels(file);
   notes.push(`read models at ${file} were unreadable (${problem}): dropped, re-projecting from the event store`);
-  return SqliteReadModelStore.open(file, options);
+  return SqliteReadModelStore.open(file, CHECKPOINTED_ELSEWHERE);
 }

@@ -261,16 +261,18 @@ export class SqliteEventStore implements EventStore {
    */
   acceptCommitted(appended: CommittedAppend): void {
     this.assertOpen();
-    const recorded = appended.events.map(
-      (event, i): RecordedEvent => ({
+    // The rows as this connection would read them (their crc was checked when they were written).
+    const recorded = appended.events.map((event, i) =>
+      toRecordedEvent({
+        seq: appended.firstSeq + BigInt(i),
         id: event.id,
-        streamId: appended.streamId,
+        stream_id: appended.streamId,
         revision: appended.firstRevision + BigInt(i),
         type: event.type,
-        data: JSON.parse(event.data) as Record<string, unknown>,
-        metadata: JSON.parse(event.metadata) as EventMetadata,
-        storePosition: formatSqliteStorePosition(appended.firstSeq + BigInt(i)),
-        createdAtMs: appended.createdAtMs,
+        data: event.data,
+        metadata: event.metadata,
+        created_at_ms: BigInt(appended.createdAtMs),
+        crc: null,
       }),
     );
     this.keepTail(appended.firstSeq, recorded);

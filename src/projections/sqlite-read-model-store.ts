@@ -674,10 +674,28 @@ const ROWS_PER_INSERT = 128;
  * start once a checkpoint has copied all of it. The file must exist (the writer created it).
  */
 export class ReadModelCheckpointer {
-  private constructor(private readonly db: Database.Database) {}
+  private readonly timer: NodeJS.Timeout;
 
-  static open(filePath: string): ReadModelCheckpointer {
-    return new ReadModelCheckpointer(new Database(filePath, { fileMustExist: true }));
+  private constructor(
+    private readonly db: Database.Database,
+    intervalMs: number,
+    onError: (error: Error) => void,
+  ) {
+    this.timer = setInterval(() => {
+      try {
+        this.checkpoint();
+      } catch (error) {
+        // The writer's own checkpoints (its backstop) take over; nothing is lost either way.
+        clearInterval(this.timer);
+        onError(error as Error);
+      }
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  /** Checkpoints `filePath` every `intervalMs` until closed; stops at the first failure, which goes to `onError`. */
+  static start(filePath: string, intervalMs: number, onError: (error: Error) => void): ReadModelCheckpointer {
+    return new ReadModelCheckpointer(new Database(filePath, { fileMustExist: true }), intervalMs, onError);
   }
 
   /** Copies what it can of the WAL into the file; returns the frames copied and the frames in the WAL. */
@@ -687,6 +705,7 @@ export class ReadModelCheckpointer {
   }
 
   close(): void {
+    clearInterval(this.timer);
     if (this.db.open) this.db.close();
   }
 }
