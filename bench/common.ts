@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,52 @@ export function cpuSecondsOf(pid: number | undefined): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds per thread of a process (user plus system), keyed by thread id, with the thread's name
+ * (MainThread, WorkerThread, V8Worker, libuv-worker, ...). Empty when unknown.
+ */
+export function threadCpuSecondsOf(pid: number | undefined): Map<number, { name: string; seconds: number }> {
+  const threads = new Map<number, { name: string; seconds: number }>();
+  if (pid === undefined) return threads;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        threads.set(Number(tid), { name, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND });
+      } catch {
+        // the thread ended between the listing and the read
+      }
+    }
+  } catch {
+    // the process is gone
+  }
+  return threads;
+}
+
+/**
+ * Cores used per thread between two samples, grouped by thread name: the main thread, named worker
+ * threads (the ledger's ledger-events and ledger-proj), unnamed ones in start order
+ * (WorkerThread 1, 2, ...), and the helper pools summed (V8Worker: GC and compilation;
+ * libuv-worker: fs calls such as fsync).
+ */
+export function threadCoresBetween(
+  before: Map<number, { name: string; seconds: number }>,
+  after: Map<number, { name: string; seconds: number }>,
+  seconds: number,
+): Record<string, number> {
+  const cores: Record<string, number> = {};
+  let worker = 0;
+  for (const tid of [...after.keys()].sort((a, b) => a - b)) {
+    const now = after.get(tid)!;
+    const used = now.seconds - (before.get(tid)?.seconds ?? 0);
+    const group = now.name === 'WorkerThread' ? `WorkerThread ${++worker}` : now.name;
+    cores[group] = (cores[group] ?? 0) + used / seconds;
+  }
+  return cores;
 }
 
 export async function graphql(origin: string, token: string, query: string, variables: Record<string, unknown>): Promise<Record<string, unknown>> {

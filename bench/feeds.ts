@@ -9,6 +9,7 @@
  *    minus when the mutation's acknowledgement reached its client (same machine, same clock).
  *
  * Targets (issue 9): delivery p99 ≤ 100 ms; rate with subscribers ≥ 80% of the rate without.
+ * BENCH_FEEDS_PROFILE_DIR: the server runs under `node --cpu-prof` and writes its profiles there (both phases).
  * Prints the figures and writes them to BENCH_FEEDS_RESULTS (default bench/RESULTS-feeds.md; "-": nowhere).
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
@@ -49,7 +50,8 @@ const nowMs = () => performance.timeOrigin + performance.now();
 async function startLedger(): Promise<{ url: string; child: ChildProcess }> {
   const dir = mkdtempSync(join(tmpdir(), 'ledger-bench-feeds-'));
   temp.push(dir);
-  const child = spawn(process.execPath, ['--require', './bench/orphan-guard.cjs', '--import', 'tsx', 'src/main.ts'], {
+  const profile = process.env.BENCH_FEEDS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_FEEDS_PROFILE_DIR)}`] : [];
+  const child = spawn(process.execPath, [...profile, '--require', './bench/orphan-guard.cjs', '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,

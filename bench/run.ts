@@ -37,7 +37,7 @@ import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'nod
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { runClusterBench } from './cluster';
-import { ACCOUNT_PREFIX, OPENING_BALANCE, children, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, openAccounts, pct, track, verdict, waitForExit } from './common';
+import { ACCOUNT_PREFIX, OPENING_BALANCE, children, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, openAccounts, pct, threadCoresBetween, threadCpuSecondsOf, track, verdict, waitForExit } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -166,21 +166,25 @@ interface LoadOutcome {
   report: LoadReport;
   /** CPU the server used per second of the measured load (1 = one core busy), if measurable. */
   serverCores: number | null;
+  /** The same by thread (see threadCoresBetween). */
+  threadCores: Record<string, number>;
 }
 
 async function runLoad(request: LoadRequest, serverPid: number | undefined): Promise<LoadOutcome> {
   const child = track(fork(join(ROOT, 'bench', 'load.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  let started: { atMs: number; cpuSeconds: number | null } | null = null;
+  let started: { atMs: number; cpuSeconds: number | null; threads: ReturnType<typeof threadCpuSecondsOf> } | null = null;
   const answer = new Promise<LoadOutcome>((resolveAnswer, reject) => {
     child.on('message', (message) => {
       const m = message as LoadMessage;
       if (m.type === 'started') {
-        started = { atMs: performance.now(), cpuSeconds: cpuSecondsOf(serverPid) };
+        started = { atMs: performance.now(), cpuSeconds: cpuSecondsOf(serverPid), threads: threadCpuSecondsOf(serverPid) };
       } else if (m.type === 'report') {
         const cpuSeconds = cpuSecondsOf(serverPid);
-        const s = started as { atMs: number; cpuSeconds: number | null } | null;
-        const serverCores = s && s.cpuSeconds !== null && cpuSeconds !== null ? (cpuSeconds - s.cpuSeconds) / ((performance.now() - s.atMs) / 1000) : null;
-        resolveAnswer({ report: m.report, serverCores });
+        const threads = threadCpuSecondsOf(serverPid);
+        const s = started as { atMs: number; cpuSeconds: number | null; threads: ReturnType<typeof threadCpuSecondsOf> } | null;
+        const elapsed = s ? (performance.now() - s.atMs) / 1000 : 0;
+        const serverCores = s && s.cpuSeconds !== null && cpuSeconds !== null ? (cpuSeconds - s.cpuSeconds) / elapsed : null;
+        resolveAnswer({ report: m.report, serverCores, threadCores: s ? threadCoresBetween(s.threads, threads, elapsed) : {} });
       } else {
         reject(new Error(`load generator failed: ${m.error}`));
       }
@@ -297,6 +301,8 @@ interface RunFigures {
   transfersPerSecond: number;
   /** CPU the server process used during the measured run, in cores (1 = one core fully busy). */
   serverCores: number | null;
+  /** The same by thread: main thread, worker threads in start order, GC/compiler and fs helper pools. */
+  threadCores: Record<string, number>;
   /** Verified requests per CPU-second of the server: less sensitive to other load on the machine. */
   requestsPerServerCpuSecond: number | null;
   /** The machine's 1-minute load average at the end of the run (this bench's own processes included). */
@@ -341,7 +347,7 @@ async function measure(
     process.stdout.write(`  ${label}: measuring ${seconds} s ... `);
   }
   const sampler = target === 'ledger' && lagToken ? startLagSampler(origin, lagToken) : null;
-  const { report, serverCores } = await runLoad({ origin, token, spec: specFor(workload), connections, durationSeconds: seconds, thoroughEvery }, pid);
+  const { report, serverCores, threadCores } = await runLoad({ origin, token, spec: specFor(workload), connections, durationSeconds: seconds, thoroughEvery }, pid);
   const lag = sampler ? await sampler.stop() : null;
   assertValid(label, report);
   const requestsPerSecond = report.successesPerSecond;
@@ -350,7 +356,8 @@ async function measure(
   const projectedTransfersPerSecond = lag ? Math.max(0, transfersPerSecond - (lag.backlogAtEnd - lag.backlogAtStart) / report.durationSeconds) : undefined;
   console.log(
     `${fmt(requestsPerSecond)} req/s, p50 ${report.latencyMs.p50} ms, p99 ${report.latencyMs.p99} ms, server CPU ${serverCores === null ? '?' : serverCores.toFixed(2)} cores, load average ${loadAverage.toFixed(2)}` +
-      (lag ? `; read models: ${fmt(projectedTransfersPerSecond ?? 0)} transfers/s taken in, lag p50 ${fmt(lag.p50)} ms, p99 ${fmt(lag.p99)} ms, ${fmt(lag.atEnd)} ms at the end` : ''),
+      (lag ? `; read models: ${fmt(projectedTransfersPerSecond ?? 0)} transfers/s taken in, lag p50 ${fmt(lag.p50)} ms, p99 ${fmt(lag.p99)} ms, ${fmt(lag.atEnd)} ms at the end` : '') +
+      `\n    server CPU by thread (cores): ${formatThreadCores(threadCores)}`,
   );
   return {
     label,
@@ -361,10 +368,17 @@ async function measure(
     requestsPerSecond,
     transfersPerSecond,
     serverCores,
+    threadCores,
     ...(lag ? { lagMs: { p50: lag.p50, p99: lag.p99, max: lag.max, samples: lag.samples, atEnd: lag.atEnd }, projectedTransfersPerSecond } : {}),
     requestsPerServerCpuSecond: serverCores ? requestsPerSecond / serverCores : null,
     loadAverage,
   };
+}
+
+/** e.g. "MainThread 0.81, V8Worker 0.24, ledger-events 0.11, ledger-proj 0.23, libuv-worker 0.02" (threads under 0.005 left out). */
+function formatThreadCores(threadCores: Record<string, number>): string {
+  const shown = Object.entries(threadCores).filter(([, cores]) => cores >= 0.005);
+  return shown.length === 0 ? '?' : shown.map(([name, cores]) => `${name} ${cores.toFixed(2)}`).join(', ');
 }
 
 class InvalidBenchmarkError extends Error {}
@@ -425,16 +439,39 @@ interface ProfileRun {
 
 async function profileLedger(secret: string, token: string, workload: Workload, connections: number, label: string): Promise<ProfileRun> {
   const name = `ledger-${workload.kind === 'transfer' ? 'transfer' : `batch${workload.transfersPerBatch}`}`;
+  return profileServer(name, label, (flags) => startLedger(`${name}-profiled`, secret, flags), async (server) => {
+    await openAccounts(server.origin, token, ACCOUNTS);
+    const figures = await measure(label, 'ledger', server, token, workload, connections);
+    await waitForReadModels(server.origin, token);
+    return figures;
+  });
+}
+
+/** The guarded ceiling under the same single-transfer load: what the ledger's own profile is compared with. */
+async function profileGuarded(secret: string, token: string): Promise<ProfileRun> {
+  const label = 'profiled guarded transfer';
+  return profileServer(
+    'guarded-transfer',
+    label,
+    (flags) => startServer('ceiling-guarded-profiled', 'bench/ceiling-guarded.ts', { NODE_ENV: 'production', LEDGER_JWT_SECRET: secret }, flags),
+    (server) => measure(label, 'guarded', server, token, { kind: 'transfer' }, CONNECTIONS),
+  );
+}
+
+async function profileServer(
+  name: string,
+  label: string,
+  start: (nodeFlags: string[]) => Promise<ServerProcess>,
+  run: (server: ServerProcess) => Promise<RunFigures>,
+): Promise<ProfileRun> {
   // One folder per run: every thread writes a profile (tsx's module loader runs in a thread of its own).
   const profileDir = PROFILE_DIR ? join(PROFILE_DIR, name) : makeTempDir(`profile-${name}`);
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  const server = await startLedger(`${name}-profiled`, secret, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+  const server = await start(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
   let figures: RunFigures | undefined;
   await withServer(server, async () => {
-    await openAccounts(server.origin, token, ACCOUNTS);
-    figures = await measure(label, 'ledger', server, token, workload, connections);
-    await waitForReadModels(server.origin, token);
+    figures = await run(server);
     if (!(await server.stop())) throw new Error(`${server.name} did not stop cleanly, so it wrote no profile:\n${server.output()}`);
   });
   const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
@@ -566,6 +603,7 @@ async function main(): Promise<void> {
   const profiles: ProfileRun[] = [];
   if (PROFILE) {
     console.log('profiling the ledger (node --cpu-prof; figures of profiled runs are not the results):');
+    profiles.push(await profileGuarded(secret, token));
     profiles.push(await profileLedger(secret, token, transfer, CONNECTIONS, 'profiled ledger transfer'));
     profiles.push(await profileLedger(secret, token, batch1000, batchConnections(1000), 'profiled ledger batch of 1,000'));
   }
@@ -665,6 +703,10 @@ async function main(): Promise<void> {
     table,
     '',
     `Ratios: ${ratiosLine}.`,
+    '',
+    'Server CPU by thread during each run (cores, from /proc/<pid>/task: the ledger\'s event-store and projection stages are ledger-events and ledger-proj; V8Worker is GC and compilation, libuv-worker fs calls):',
+    '',
+    ...all.map((r) => `- ${r.label}: ${formatThreadCores(r.threadCores)}`),
     '',
     `Load average (1 min) before the run: ${loadAverageBefore.toFixed(2)} on ${machine.cpus} CPUs` +
       (loadAverageBefore > machine.cpus / 2 ? ' — the machine was busy with other work, so absolute figures are low and noisy; the per-CPU-second figures are the steadier ones.' : '.'),

@@ -8,6 +8,9 @@ import type { EventPipeline, EventPipelineStores } from './event-pipeline';
 import { PIPELINE_STAGES, type PipelineReport, type PipelineRequest, type PipelineStage, startPipelineCore } from './event-pipeline-core';
 import type { PipelineWorkerData } from './event-pipeline-worker';
 
+/** The stages' thread names, as ps, top and /proc show them (at most 15 characters there): how the benchmark's CPU by thread tells them apart. */
+export const PIPELINE_THREAD_NAMES: Readonly<Record<PipelineStage, string>> = { events: 'ledger-events', projections: 'ledger-proj' };
+
 /**
  * Runs the event pipeline on two worker threads (see startPipelineCore): the event-store stage
  * (publisher) and the projection stage, each with its own store connections, so that event-store
@@ -75,7 +78,7 @@ export class WorkerEventPipeline implements EventPipeline {
   }
 
   private startWorker(data: PipelineWorkerData): Promise<void> {
-    const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: data, transferList: [data.port] });
+    const worker = new Worker(join(__dirname, 'event-pipeline-worker.js'), { workerData: data, transferList: [data.port], name: PIPELINE_THREAD_NAMES[data.stage] });
     this.workers.push(worker);
     // A stage whose thread has ended will not report 'stopped': stop() must not wait for it.
     worker.once('exit', () => this.noteStopped(data.stage));

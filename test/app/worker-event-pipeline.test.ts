@@ -2,11 +2,11 @@
  * The event pipeline's two worker threads (src/app/worker-event-pipeline.ts): a stage that fails to
  * start, or whose thread ends, must not leave the other running nor make stop() wait for ever.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { WorkerEventPipeline } from '../../src/app/worker-event-pipeline';
+import { PIPELINE_THREAD_NAMES, WorkerEventPipeline } from '../../src/app/worker-event-pipeline';
 
 let dir: string;
 beforeEach(() => {
@@ -15,6 +15,14 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const stores = (readModelFile: string) => ({ eventStoreFile: join(dir, 'events.sqlite'), eventStoreUrl: null, readModelFile, mongoDbUrl: null, mongoBulkChunk: 40 });
+const threadNames = () =>
+  readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()];
+    } catch {
+      return []; // the thread ended between the listing and the read
+    }
+  });
 const threadsOf = (pipeline: WorkerEventPipeline) => (pipeline as unknown as { workers: Worker[] }).workers;
 
 describe('WorkerEventPipeline on its worker threads', () => {
@@ -22,8 +30,12 @@ describe('WorkerEventPipeline on its worker threads', () => {
     const pipeline = new WorkerEventPipeline(stores(join(dir, 'read-models.sqlite')), {}, 'worker');
     await pipeline.start();
     expect(threadsOf(pipeline)).toHaveLength(2);
+    // Named threads, which is how ps, top and the benchmark's CPU by thread tell the stages apart.
+    const names = threadNames();
     await pipeline.stop();
+    expect(names).toEqual(expect.arrayContaining(Object.values(PIPELINE_THREAD_NAMES)));
     expect(threadsOf(pipeline)).toHaveLength(0);
+    expect(threadNames()).not.toContain(PIPELINE_THREAD_NAMES.events);
   });
 
   it('ends the event-store stage when the projection stage cannot start, and says why', async () => {
