@@ -11,6 +11,9 @@
  *   BENCH_CONNECTIONS        connections for single transfers (default 50)
  *   BENCH_BATCH_CONNECTIONS  connections for batches of 100 and 1,000 (default 8 and 4)
  *   BENCH_ACCOUNTS           accounts opened on the ledger (default 1000)
+ *   BENCH_ROUNDS             rounds of single transfers, bare, guarded and ledger in turn (default 3); the
+ *                            single-transfer ratios are the median of the rounds' ratios, and the median bare
+ *                            run is the reference of the batch ratios
  *   BENCH_SUSTAINED_SECONDS  the sustained run: batches of 1,000 for this long (default 60; 0 skips it), with
  *                            acknowledged and projected transfers/s side by side and the read models' lag
  *   BENCH_LAG_SAMPLE_MS      how often the read models' lag is sampled during ledger runs (default 100)
@@ -53,6 +56,7 @@ const CONNECTIONS = intFromEnv('BENCH_CONNECTIONS', 50, 1);
 const BATCH_CONNECTIONS_OVERRIDE = process.env.BENCH_BATCH_CONNECTIONS ? intFromEnv('BENCH_BATCH_CONNECTIONS', 8, 1) : null;
 const ACCOUNTS = intFromEnv('BENCH_ACCOUNTS', 1000, 2);
 const SUSTAINED_SECONDS = intFromEnv('BENCH_SUSTAINED_SECONDS', 60, 0);
+const ROUNDS = intFromEnv('BENCH_ROUNDS', 3, 1);
 const LAG_SAMPLE_MS = intFromEnv('BENCH_LAG_SAMPLE_MS', 100, 10);
 const ERRORS_ALLOWED = intFromEnv('BENCH_ERRORS_ALLOWED', 0, 0);
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.env.BENCH_PROFILE === 'true';
@@ -519,6 +523,7 @@ function commandLine(): string {
     'BENCH_CONNECTIONS',
     'BENCH_BATCH_CONNECTIONS',
     'BENCH_ACCOUNTS',
+    'BENCH_ROUNDS',
     'BENCH_SUSTAINED_SECONDS',
     'BENCH_PROFILE',
     'BENCH_ERRORS_ALLOWED',
@@ -549,6 +554,35 @@ function writeResults(markdown: string): void {
 
 // ---- main ---------------------------------------------------------------------------------
 
+interface SingleRound {
+  round: number;
+  bare: RunFigures;
+  guarded: RunFigures;
+  single: RunFigures;
+}
+
+/** A ledger run, then the wait for its read models to catch up (so that its backlog does not slow the next run). */
+async function ledgerRun(server: ServerProcess, token: string, label: string, workload: Workload, connections: number, seconds: number): Promise<RunFigures> {
+  const figures = await measure(label, 'ledger', server, token, workload, connections, seconds);
+  figures.readModelCatchUpMs = await waitForReadModels(server.origin, token);
+  figures.sustainedTransfersPerSecond =
+    (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);
+  console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
+  return figures;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** The run with the median requests/s (the lower middle one of an even number). */
+function medianRun(runs: RunFigures[]): RunFigures {
+  const sorted = [...runs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+  return sorted[(sorted.length - 1) >> 1]!;
+}
+
 async function main(): Promise<void> {
   const startedAt = new Date();
   const machine = describeMachine();
@@ -565,40 +599,48 @@ async function main(): Promise<void> {
       `${ACCOUNTS} accounts; ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}`,
   );
 
-  console.log('ceiling (a), bare graphql-yoga + Pothos:');
-  const bare = await withServer(await startServer('ceiling-bare', 'bench/ceiling-bare.ts', { NODE_ENV: 'production' }), (s) =>
-    measure('bare transfer', 'bare', s, null, transfer, CONNECTIONS),
-  );
-
-  console.log('ceiling (b), the same behind the ledger\'s JWT verification and request limits:');
-  const guarded = await withServer(
-    await startServer('ceiling-guarded', 'bench/ceiling-guarded.ts', { NODE_ENV: 'production', LEDGER_JWT_SECRET: secret }),
-    (s) => measure('guarded transfer', 'guarded', s, token, transfer, CONNECTIONS),
-  );
-
-  console.log(`ledger (${LEDGER_ENTRY}, NODE_ENV=production, embedded stores in a temp folder):`);
-  const ledgerRuns = await withServer(await startLedger('ledger', secret), async (s) => {
+  // The three servers run side by side (an idle one costs nothing) and the single-transfer runs take
+  // turns, bare, guarded, ledger, ROUNDS times: the machine's speed drifts by more than the effects
+  // measured (bare 2,380-3,540 req/s between consecutive runs), so each round's ratios are taken
+  // between runs minutes apart, and the verdicts use their median.
+  const bareServer = await startServer('ceiling-bare', 'bench/ceiling-bare.ts', { NODE_ENV: 'production' });
+  const guardedServer = await startServer('ceiling-guarded', 'bench/ceiling-guarded.ts', { NODE_ENV: 'production', LEDGER_JWT_SECRET: secret });
+  const ledgerServer = await startLedger('ledger', secret);
+  const rounds: SingleRound[] = [];
+  let ledgerBatchRuns: RunFigures[] = [];
+  try {
     const opened = Date.now();
-    await openAccounts(s.origin, token, ACCOUNTS);
-    console.log(`  opened ${fmt(ACCOUNTS)} accounts in ${Date.now() - opened} ms`);
-    const runs: RunFigures[] = [];
+    await openAccounts(ledgerServer.origin, token, ACCOUNTS);
+    console.log(`ledger (${LEDGER_ENTRY}, NODE_ENV=production, embedded stores in a temp folder): opened ${fmt(ACCOUNTS)} accounts in ${Date.now() - opened} ms`);
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      console.log(`single transfers, round ${round} of ${ROUNDS}: (a) bare graphql-yoga + Pothos, (b) the same behind the ledger's JWT verification and request limits, the ledger:`);
+      const bare = await measure('bare transfer', 'bare', bareServer, null, transfer, CONNECTIONS);
+      const guarded = await measure('guarded transfer', 'guarded', guardedServer, token, transfer, CONNECTIONS);
+      const single = await ledgerRun(ledgerServer, token, 'ledger transfer', transfer, CONNECTIONS, SECONDS);
+      rounds.push({ round, bare, guarded, single });
+    }
+    await Promise.all([bareServer.stop(), guardedServer.stop()]);
+    console.log('batches on the ledger:');
     const plan: Array<[string, Workload, number, number]> = [
-      ['ledger transfer', transfer, CONNECTIONS, SECONDS],
       ['ledger batch of 100', batch100, batchConnections(100), SECONDS],
       ['ledger batch of 1,000', batch1000, batchConnections(1000), SECONDS],
       ...(SUSTAINED_SECONDS > 0 ? [['ledger batch of 1,000, sustained', batch1000, batchConnections(1000), SUSTAINED_SECONDS] as [string, Workload, number, number]] : []),
     ];
-    for (const [label, workload, connections, seconds] of plan) {
-      const figures = await measure(label, 'ledger', s, token, workload, connections, seconds);
-      figures.readModelCatchUpMs = await waitForReadModels(s.origin, token);
-      figures.sustainedTransfersPerSecond =
-        (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);
-      console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
-      runs.push(figures);
+    for (const [label, workload, connections, seconds] of plan) ledgerBatchRuns.push(await ledgerRun(ledgerServer, token, label, workload, connections, seconds));
+  } catch (error) {
+    for (const server of [bareServer, guardedServer, ledgerServer]) {
+      const output = server.output().trim();
+      if (output) console.error(`\n--- ${server.name} output (last ${OUTPUT_KEPT_BYTES / 1024} KiB) ---\n${output}\n---`);
     }
-    return runs;
-  });
-  const [single, b100, b1000, sustained] = ledgerRuns as [RunFigures, RunFigures, RunFigures, RunFigures | undefined];
+    throw error;
+  } finally {
+    await Promise.all([bareServer.stop(), guardedServer.stop(), ledgerServer.stop()]);
+  }
+  // The rows reported for bare, guarded and single are real runs: the median of each across rounds.
+  const bare = medianRun(rounds.map((r) => r.bare));
+  const guarded = medianRun(rounds.map((r) => r.guarded));
+  const single = medianRun(rounds.map((r) => r.single));
+  const [b100, b1000, sustained] = ledgerBatchRuns as [RunFigures, RunFigures, RunFigures | undefined];
 
   const profiles: ProfileRun[] = [];
   if (PROFILE) {
@@ -609,15 +651,17 @@ async function main(): Promise<void> {
   }
 
   // ---- figures, targets, report ----
-  const vsBare = single.requestsPerSecond / bare.requestsPerSecond;
-  const vsGuarded = single.requestsPerSecond / guarded.requestsPerSecond;
+  // Per round, then the median: each ratio between runs of the same few minutes.
+  const vsBare = median(rounds.map((r) => r.single.requestsPerSecond / r.bare.requestsPerSecond));
+  const vsGuarded = median(rounds.map((r) => r.single.requestsPerSecond / r.guarded.requestsPerSecond));
   // The same ratios per CPU-second of each server: what the ratio would be with a core to itself.
   const perCpu = (a: RunFigures, b: RunFigures) =>
     a.requestsPerServerCpuSecond !== null && b.requestsPerServerCpuSecond !== null ? a.requestsPerServerCpuSecond / b.requestsPerServerCpuSecond : null;
-  const vsBarePerCpu = perCpu(single, bare);
-  const vsGuardedPerCpu = perCpu(single, guarded);
+  const medianOrNull = (values: Array<number | null>) => (values.every((v) => v !== null) ? median(values as number[]) : null);
+  const vsBarePerCpu = medianOrNull(rounds.map((r) => perCpu(r.single, r.bare)));
+  const vsGuardedPerCpu = medianOrNull(rounds.map((r) => perCpu(r.single, r.guarded)));
   const ratiosLine =
-    `ledger/bare ${pct(vsBare)}, ledger/guarded ${pct(vsGuarded)}` +
+    `ledger/bare ${pct(vsBare)}, ledger/guarded ${pct(vsGuarded)}${rounds.length > 1 ? ` (medians of ${rounds.length} rounds)` : ''}` +
     (vsBarePerCpu !== null && vsGuardedPerCpu !== null ? ` (per server CPU-second: ${pct(vsBarePerCpu)} and ${pct(vsGuardedPerCpu)})` : '');
   const b1000VsBare = b1000.transfersPerSecond / bare.requestsPerSecond;
   const sustainedProjected = sustained?.projectedTransfersPerSecond ?? null;
@@ -683,6 +727,17 @@ async function main(): Promise<void> {
 
   console.log('\nresults (requests/s count verified successes only):');
   console.log(table);
+  const roundsTable = [
+    '| round | bare req/s | guarded req/s | ledger single transfers/s | ledger / bare | ledger / guarded | ledger p50 / p99 ms |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    ...rounds.map(
+      (r) =>
+        `| ${r.round} | ${fmt(r.bare.requestsPerSecond)} | ${fmt(r.guarded.requestsPerSecond)} | ${fmt(r.single.requestsPerSecond)} | ` +
+        `${pct(r.single.requestsPerSecond / r.bare.requestsPerSecond)} | ${pct(r.single.requestsPerSecond / r.guarded.requestsPerSecond)} | ` +
+        `${fmt(r.single.report.latencyMs.p50)} / ${fmt(r.single.report.latencyMs.p99)} |`,
+    ),
+  ].join('\n');
+  console.log(`\nsingle transfers by round (the table above shows the median run of each):\n${roundsTable}`);
   console.log(`\nratios: ${ratiosLine}`);
   console.log('targets:');
   for (const t of targets) console.log(`  ${verdict(t.pass)}  ${t.name}: ${t.value}`);
@@ -703,6 +758,10 @@ async function main(): Promise<void> {
     table,
     '',
     `Ratios: ${ratiosLine}.`,
+    '',
+    `Single transfers by round (bare, guarded and ledger measured in turn; the table above shows the median run of each, the ratios are the medians of the rounds' ratios, and the batch targets are ratios to the median bare run):`,
+    '',
+    roundsTable,
     '',
     'Server CPU by thread during each run (cores, from /proc/<pid>/task: the ledger\'s event-store and projection stages are ledger-events and ledger-proj; V8Worker is GC and compilation, libuv-worker fs calls):',
     '',
