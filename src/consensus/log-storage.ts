@@ -1,4 +1,4 @@
-import { closeSync, constants as fsConstants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -7,14 +7,8 @@ import { LogCorruptionError, OutcomeUnknownError, StorageWriteError } from './st
 
 /**
  * The durable, append-only log on disk: segment files named by their first index, each a sequence
- * of records `[u32 length][u32 crc32(payload)][payload: JSON entry]`. An append is one synchronized
- * write for a whole group of entries (at most GROUP_BYTES_MAX bytes): the tail segment is open with
- * O_DSYNC, so a write returns once its data and the file's new length are on the disk, as a write
- * followed by fdatasync would, in one call off the main thread instead of two. Each such call costs a
- * round trip through the node's event loop, which under load costs more than the disk (measured
- * under 50 connections of single transfers: 2.3-3.1 ms for the write of a 5 KB group to the page
- * cache, against 0.2-0.3 ms for an fdatasync on an idle disk); one round trip fewer gave single
- * transfers ~5% more (bench/RESULTS.md, fourth pass).
+ * of records `[u32 length][u32 crc32(payload)][payload: JSON entry]`. An append is one write and one
+ * fdatasync for a whole group of entries (at most GROUP_BYTES_MAX bytes).
  *
  * On open, a crash can only have torn what the last group write was writing: the end of the last
  * segment, at most GROUP_BYTES_MAX bytes, with no whole record after the damage. Such a tail is cut
@@ -29,7 +23,7 @@ import { LogCorruptionError, OutcomeUnknownError, StorageWriteError } from './st
 const HEADER_BYTES = 8;
 /** Larger entries are refused before they reach the disk. */
 export const ENTRY_BYTES_MAX = 16 * 1024 * 1024;
-/** One group write (one synchronized write) never carries more: the most a crash can tear. */
+/** One group write (one write + one fdatasync) never carries more: the most a crash can tear. */
 export const GROUP_BYTES_MAX = 2 * (ENTRY_BYTES_MAX + HEADER_BYTES);
 const SEGMENT_BYTES_TARGET = 64 * 1024 * 1024;
 const SEGMENT_SUFFIX = '.log';
@@ -67,7 +61,7 @@ export interface LogStorageOptions {
 export class LogStorage<C> {
   private handle: FileHandle | null = null;
   private segmentFirstIndex = 0;
-  /** Length of the tail segment that is durable (every byte up to here was written synchronized). */
+  /** Length of the tail segment that is durable (every byte up to here was fdatasync'd). */
   private segmentBytes = 0;
   private lastIndexValue = 0;
   /** A failed append whose cut-back also failed: bytes past segmentBytes may be on the disk. */
@@ -108,7 +102,7 @@ export class LogStorage<C> {
 
   /**
    * Appends already-encoded records of consecutive entries (at most GROUP_BYTES_MAX bytes) and makes
-   * them durable (one synchronized write, see openSegment) before resolving. Only one append runs at a time (the caller groups
+   * them durable (fdatasync) before resolving. Only one append runs at a time (the caller groups
    * commits). Rejects with StorageWriteError when the write failed and nothing of it remains, or
    * OutcomeUnknownError when the partial write could not be undone.
    */
@@ -134,8 +128,8 @@ export class LogStorage<C> {
     const handle = this.handle;
     if (!handle) throw new Error('log storage is closed');
     try {
-      // Durable when it returns: the handle is O_DSYNC (see openSegment).
       await this.writeGroup(handle, buffer, this.segmentBytes);
+      await handle.datasync();
     } catch (error) {
       try {
         await this.cutBack();
@@ -175,7 +169,7 @@ export class LogStorage<C> {
       offset += HEADER_BYTES + bytes.readUInt32LE(offset);
     }
     if (!this.handle) {
-      this.handle = await openSegment(path);
+      this.handle = await openAsync(path, 'r+');
       this.segmentFirstIndex = target.firstIndex;
     }
     await this.handle.truncate(offset);
@@ -325,7 +319,7 @@ export class LogStorage<C> {
     }
     // Also when the file exists: the run that created it may have died before syncing the directory.
     syncDir(this.dir);
-    this.handle = await openSegment(path);
+    this.handle = await openAsync(path, 'r+');
   }
 
   private async rollSegment(firstIndex: number): Promise<void> {
@@ -335,21 +329,12 @@ export class LogStorage<C> {
     writeFileSync(temp, Buffer.alloc(0));
     renameSync(temp, path);
     syncDir(this.dir);
-    const handle = await openSegment(path);
+    const handle = await openAsync(path, 'r+');
     await this.close();
     this.handle = handle;
     this.segmentFirstIndex = firstIndex;
     this.segmentBytes = 0;
   }
-}
-
-/**
- * The tail segment, for reading and writing, every write synchronized: O_DSYNC, data integrity
- * completion (the data and what is needed to read it back, the file's length included), which is
- * what fdatasync gives.
- */
-function openSegment(path: string): Promise<FileHandle> {
-  return openAsync(path, fsConstants.O_RDWR | fsConstants.O_DSYNC);
 }
 
 /** Null when a whole, valid record starts at `offset`; otherwise why not. */

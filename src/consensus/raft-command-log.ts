@@ -24,7 +24,7 @@ import type { ClusterTransport } from './transport/transport';
  * etcd's contract asks: for each Ready, persist the snapshot, the entries (cutting a conflicting
  * suffix first) and the hard state, fsync, and only then send the messages that depend on them;
  * then apply the committed entries and advance. One Ready carries every proposal that arrived while
- * the previous one was on its way to the disk: one synchronized write per group (see LogStorage).
+ * the previous one was on its way to the disk: one fdatasync per group.
  *
  * A proposal made on a follower is forwarded to the leader and answered with the leader's result.
  * While no leader is known it waits (bounded) and is then refused with NoLeaderError; a command
@@ -542,7 +542,7 @@ export class RaftCommandLog<C, R> implements CommandLog<C, R> {
       for (const m of early) this.sendWire(m.to, { t: 'raft', m });
     }
     // Committed entries already durable here need not wait for this Ready's write: apply them while
-    // it is on the disk (the synchronized write runs off the main thread). A leader's newly committed group is
+    // it is on the disk (the fdatasync runs off the main thread). A leader's newly committed group is
     // so answered one fsync sooner. Entries this Ready writes (a follower told entries and their
     // commit at once) are applied only after the write, so nothing reaches the event store that this
     // replica's own log could lose in a crash.

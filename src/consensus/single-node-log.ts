@@ -22,7 +22,7 @@ export interface SingleNodeLogOptions {
   snapshotEveryEntries?: number;
   /** Proposals waiting for the disk beyond this are refused with LogOverloadedError. */
   queuedMax?: number;
-  /** At most this many entries go into one synchronized write (see LogStorage). */
+  /** At most this many entries go into one write + fdatasync. */
   groupEntriesMax?: number;
   /** A broken invariant: the node must stop rather than go on with doubtful state. */
   onFatal?: (error: Error) => void;
@@ -52,7 +52,7 @@ const SINGLE_NODE_TERM = 1;
 
 /**
  * A durable single-node command log. Proposals are stamped (index, timestamp), queued, and written in
- * groups: one synchronized write (O_DSYNC, see LogStorage) for every command that arrived while the previous group was on
+ * groups: one write and one fdatasync for every command that arrived while the previous group was on
  * its way to the disk. Nothing is applied or acknowledged before its group is durable.
  */
 export class SingleNodeLog<C, R> implements CommandLog<C, R> {
