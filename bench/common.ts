@@ -107,10 +107,7 @@ export async function freePort(): Promise<number> {
 export function cpuSecondsOf(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).seconds;
   } catch {
     return null;
   }
@@ -118,7 +115,7 @@ export function cpuSecondsOf(pid: number | undefined): number | null {
 
 /**
  * CPU seconds per thread of a process (user plus system), keyed by thread id, with the thread's name
- * (MainThread, WorkerThread, V8Worker, libuv-worker, ...). Empty when unknown.
+ * (MainThread, V8Worker, libuv-worker, a worker's own name, ...). Empty when unknown.
  */
 export function threadCpuSecondsOf(pid: number | undefined): Map<number, { name: string; seconds: number }> {
   const threads = new Map<number, { name: string; seconds: number }>();
@@ -126,10 +123,7 @@ export function threadCpuSecondsOf(pid: number | undefined): Map<number, { name:
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        threads.set(Number(tid), { name, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND });
+        threads.set(Number(tid), parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')));
       } catch {
         // the thread ended between the listing and the read
       }
@@ -138,6 +132,14 @@ export function threadCpuSecondsOf(pid: number | undefined): Map<number, { name:
     // the process is gone
   }
   return threads;
+}
+
+/** The name and the user plus system CPU seconds of a /proc stat line (process or thread). */
+function parseStat(stat: string): { name: string; seconds: number } {
+  // The name is in parentheses and may contain spaces; the numbered fields follow it.
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND };
 }
 
 /**

@@ -174,21 +174,30 @@ interface LoadOutcome {
   threadCores: Record<string, number>;
 }
 
+interface CpuSample {
+  atMs: number;
+  cpuSeconds: number | null;
+  threads: ReturnType<typeof threadCpuSecondsOf>;
+}
+
+function sampleCpu(pid: number | undefined): CpuSample {
+  return { atMs: performance.now(), cpuSeconds: cpuSecondsOf(pid), threads: threadCpuSecondsOf(pid) };
+}
+
 async function runLoad(request: LoadRequest, serverPid: number | undefined): Promise<LoadOutcome> {
   const child = track(fork(join(ROOT, 'bench', 'load.ts'), [], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  let started: { atMs: number; cpuSeconds: number | null; threads: ReturnType<typeof threadCpuSecondsOf> } | null = null;
+  let started: CpuSample | null = null;
   const answer = new Promise<LoadOutcome>((resolveAnswer, reject) => {
     child.on('message', (message) => {
       const m = message as LoadMessage;
       if (m.type === 'started') {
-        started = { atMs: performance.now(), cpuSeconds: cpuSecondsOf(serverPid), threads: threadCpuSecondsOf(serverPid) };
+        started = sampleCpu(serverPid);
       } else if (m.type === 'report') {
-        const cpuSeconds = cpuSecondsOf(serverPid);
-        const threads = threadCpuSecondsOf(serverPid);
-        const s = started as { atMs: number; cpuSeconds: number | null; threads: ReturnType<typeof threadCpuSecondsOf> } | null;
-        const elapsed = s ? (performance.now() - s.atMs) / 1000 : 0;
-        const serverCores = s && s.cpuSeconds !== null && cpuSeconds !== null ? (cpuSeconds - s.cpuSeconds) / elapsed : null;
-        resolveAnswer({ report: m.report, serverCores, threadCores: s ? threadCoresBetween(s.threads, threads, elapsed) : {} });
+        const now = sampleCpu(serverPid);
+        const s = started as CpuSample | null;
+        const elapsed = s ? (now.atMs - s.atMs) / 1000 : 0;
+        const serverCores = s && s.cpuSeconds !== null && now.cpuSeconds !== null ? (now.cpuSeconds - s.cpuSeconds) / elapsed : null;
+        resolveAnswer({ report: m.report, serverCores, threadCores: s ? threadCoresBetween(s.threads, now.threads, elapsed) : {} });
       } else {
         reject(new Error(`load generator failed: ${m.error}`));
       }
@@ -305,7 +314,7 @@ interface RunFigures {
   transfersPerSecond: number;
   /** CPU the server process used during the measured run, in cores (1 = one core fully busy). */
   serverCores: number | null;
-  /** The same by thread: main thread, worker threads in start order, GC/compiler and fs helper pools. */
+  /** The same by thread: the main thread, named worker threads, GC/compiler and fs helper pools (see threadCoresBetween). */
   threadCores: Record<string, number>;
   /** Verified requests per CPU-second of the server: less sensitive to other load on the machine. */
   requestsPerServerCpuSecond: number | null;
@@ -426,12 +435,17 @@ async function withServer<T>(server: ServerProcess, body: (server: ServerProcess
   try {
     return await body(server);
   } catch (error) {
-    const output = server.output().trim();
-    if (output) console.error(`\n--- ${server.name} output (last ${OUTPUT_KEPT_BYTES / 1024} KiB) ---\n${output}\n---`);
+    printServerOutput(server);
     throw error;
   } finally {
     await server.stop();
   }
+}
+
+/** What a server printed last, for a run that failed. */
+function printServerOutput(server: ServerProcess): void {
+  const output = server.output().trim();
+  if (output) console.error(`\n--- ${server.name} output (last ${OUTPUT_KEPT_BYTES / 1024} KiB) ---\n${output}\n---`);
 }
 
 interface ProfileRun {
@@ -607,7 +621,7 @@ async function main(): Promise<void> {
   const guardedServer = await startServer('ceiling-guarded', 'bench/ceiling-guarded.ts', { NODE_ENV: 'production', LEDGER_JWT_SECRET: secret });
   const ledgerServer = await startLedger('ledger', secret);
   const rounds: SingleRound[] = [];
-  let ledgerBatchRuns: RunFigures[] = [];
+  const ledgerBatchRuns: RunFigures[] = [];
   try {
     const opened = Date.now();
     await openAccounts(ledgerServer.origin, token, ACCOUNTS);
@@ -619,6 +633,7 @@ async function main(): Promise<void> {
       const single = await ledgerRun(ledgerServer, token, 'ledger transfer', transfer, CONNECTIONS, SECONDS);
       rounds.push({ round, bare, guarded, single });
     }
+    // The ceilings are done: stopped now rather than in finally, so they hold nothing during the batches.
     await Promise.all([bareServer.stop(), guardedServer.stop()]);
     console.log('batches on the ledger:');
     const plan: Array<[string, Workload, number, number]> = [
@@ -628,10 +643,7 @@ async function main(): Promise<void> {
     ];
     for (const [label, workload, connections, seconds] of plan) ledgerBatchRuns.push(await ledgerRun(ledgerServer, token, label, workload, connections, seconds));
   } catch (error) {
-    for (const server of [bareServer, guardedServer, ledgerServer]) {
-      const output = server.output().trim();
-      if (output) console.error(`\n--- ${server.name} output (last ${OUTPUT_KEPT_BYTES / 1024} KiB) ---\n${output}\n---`);
-    }
+    for (const server of [bareServer, guardedServer, ledgerServer]) printServerOutput(server);
     throw error;
   } finally {
     await Promise.all([bareServer.stop(), guardedServer.stop(), ledgerServer.stop()]);

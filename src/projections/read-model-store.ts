@@ -163,8 +163,8 @@ export function counterTotal<C extends CounterCollection>(
 /** UTC start of the bucket holding `instant` (ISO 8601), canonical ISO form. */
 export function bucketStart(instant: string, interval: VolumeInterval): string {
   // The analytics projector asks twice per settled transaction, and one ledger entry's events share
-  // one instant: a small bounded memo of valid answers saves the parse and the formatting.
-  // One ledger entry's events share one instant: the last answer per interval is the usual one.
+  // one instant: the last answer per interval is the usual one, and a small bounded memo of valid
+  // answers covers the rest, saving the parse and the formatting.
   const last = lastBucketStart[interval];
   if (last.instant === instant) return last.start;
   const key = `${interval}\u0000${instant}`;
@@ -182,9 +182,9 @@ export function bucketStart(instant: string, interval: VolumeInterval): string {
   lastBucketStart[interval] = { instant, start };
   return start;
 }
-const lastBucketStart: Record<VolumeInterval, { instant: string | null; start: string }> = { HOUR: { instant: null, start: '' }, DAY: { instant: null, start: '' } };
 const BUCKET_STARTS_MAX = 1024;
 const bucketStarts = new Map<string, string>();
+const lastBucketStart: Record<VolumeInterval, { instant: string | null; start: string }> = { HOUR: { instant: null, start: '' }, DAY: { instant: null, start: '' } };
 
 export function volumeBucketId(currency: string, interval: VolumeInterval, start: string): string {
   return `${currency}:${interval}:${start}`;

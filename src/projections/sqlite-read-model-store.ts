@@ -135,7 +135,6 @@ const BULK_LOAD_INDEXES: Readonly<Record<ReadModelCollection, readonly string[]>
   currencyTotals: [],
   volumeBuckets: [],
 };
-/** Page cache while bulk loading (KiB, negative as SQLite wants it), and in normal use. */
 /** WAL pages past which the writing connection checkpoints by itself (SQLite's wal_autocheckpoint). */
 const WAL_AUTOCHECKPOINT_PAGES = 8192;
 /**
@@ -145,6 +144,7 @@ const WAL_AUTOCHECKPOINT_PAGES = 8192;
  * time, can spend instead.
  */
 const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
+/** Page cache while bulk loading (KiB, negative as SQLite wants it), and in normal use. */
 const BULK_LOAD_CACHE_KIB = 262_144;
 const CACHE_KIB = 65_536;
 
