@@ -6,6 +6,12 @@ import { mintToken } from '../../src/api/auth';
 const REPO_ROOT = join(__dirname, '..', '..');
 export const JWT_SECRET = 'crash-test-secret-crash-test-secret-42';
 const OUTPUT_KEPT_CHARS = 20_000;
+/**
+ * How long a start may take before a test gives up. Loading the server takes ~1.5 s of CPU (its
+ * two pipeline threads as much again); with jest's other workers and their child servers on the
+ * same 2 cores a start was once seen to exceed 20 s (fresh-clone CI, Node 22). No timing is asserted.
+ */
+export const READY_TIMEOUT_MS = 60_000;
 
 export interface GqlResponse<T> {
   status: number;
@@ -29,6 +35,7 @@ export class ChildLedger {
   private outputText = '';
   private exited: Promise<void>;
   private hasExited = false;
+  private readyTimeoutMs = READY_TIMEOUT_MS;
   private constructor(
     readonly child: ChildProcess,
     readonly dataDir: string,
@@ -83,14 +90,15 @@ export class ChildLedger {
   }
 
   /** Spawns the server and resolves once /health answers 200. */
-  static async start(dataDir: string, timeoutMs = 20_000, env: Record<string, string> = {}): Promise<ChildLedger> {
+  static async start(dataDir: string, timeoutMs = READY_TIMEOUT_MS, env: Record<string, string> = {}): Promise<ChildLedger> {
     const ledger = ChildLedger.spawn(dataDir, env);
     await ledger.ready(timeoutMs);
     return ledger;
   }
 
-  async ready(timeoutMs = 20_000): Promise<void> {
+  async ready(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    this.readyTimeoutMs = timeoutMs;
     while (this.port === 0) {
       const match = /listening on http:\/\/localhost:(\d+)\/graphql/.exec(this.outputText);
       if (match) this.port = Number(match[1]);
@@ -109,7 +117,7 @@ export class ChildLedger {
 
   private async pause(deadline: number, what: string): Promise<void> {
     if (this.hasExited) throw new Error(`the ledger exited before it was ready (${what}):\n${this.outputText}`);
-    if (Date.now() > deadline) throw new Error(`the ledger took too long ${what}:\n${this.outputText}`);
+    if (Date.now() > deadline) throw new Error(`the ledger took more than ${this.readyTimeoutMs} ms ${what}; its output:\n${this.outputText}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 

@@ -11,7 +11,7 @@ import { LedgerModel, OPENING_BALANCE, allAccounts, allTransactions, retryUnknow
  */
 
 // Real processes on a shared 2-core machine: generous, as the working rules ask (no timing is asserted).
-jest.setTimeout(180_000);
+jest.setTimeout(300_000);
 
 const BASE_ACCOUNTS = Array.from({ length: 8 }, (_, i) => `acc-${i}`);
 
