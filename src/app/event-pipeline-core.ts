@@ -9,6 +9,7 @@ import { ReadModelCheckpointer, SqliteReadModelStore } from '../projections/sqli
 import type { ReadModelStore } from '../projections/read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
 import { openReadModelStore } from './read-model-stores';
+import { assertSqliteDriverLoads } from './sqlite-driver';
 
 export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> }
@@ -189,6 +190,7 @@ export async function startProjectionStage(
 
 /** The embedded event store, read through once: it is the audit trail, so one that does not check out stops the node. */
 function openCheckedEventStore(file: string): SqliteEventStore {
+  assertSqliteDriverLoads();
   let store: SqliteEventStore | null = null;
   let problem: string | null;
   try {
@@ -209,6 +211,7 @@ const CHECKPOINTED_ELSEWHERE = { checkpointedElsewhere: true } as const;
 
 /** The embedded read models, dropped and re-created when the file does not check out or cannot be opened. */
 function openReadModelsOrRebuild(file: string, notes: string[]): SqliteReadModelStore {
+  assertSqliteDriverLoads();
   let problem = embeddedReadModelProblem(file);
   if (problem === null) {
     try {

@@ -18,6 +18,7 @@ import { LEDGER_PROJECTORS } from '../projections/projectors';
 import type { ReadModelStore } from '../projections/read-model-store';
 import { rebuildProjections } from '../projections/rebuild';
 import { describeReadModelStore, openReadModelStore } from '../app/read-model-stores';
+import { assertSqliteDriverLoads } from '../app/sqlite-driver';
 
 const USAGE = `usage: npm run rebuild -- <${[...LEDGER_PROJECTORS.map((p) => p.name), 'all'].join('|')}> [--read-models FILE] [--batch N]`;
 
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
   }
 
   const config = loadConfig(process.env);
+  if (!config.eventStoreUrl || !config.mongoDbUrl) assertSqliteDriverLoads();
   const eventStore: EventStore = config.eventStoreUrl ? EventStoreDbEventStore.connect(config.eventStoreUrl) : SqliteEventStore.open(join(config.dataDir, 'events.sqlite'));
   if (config.mongoDbUrl && values['read-models'] !== undefined) {
     console.error('--read-models names an embedded file, but MONGODB_URL is set: unset it, or give MONGODB_URL another database');
