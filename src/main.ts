@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   }
 
   const running = await startLedgerServer(config, {
-    onError: (where, error) => console.error(`ledger: ${where} failed, retrying: ${error.message}`),
+    // Not "retrying": some of these are retried (event store appends, snapshots), others are not (a
+    // refused group of proposals, a pipeline that could not start; the failure that follows says so).
+    onError: (where, error) => console.error(`ledger: ${where} failed: ${error.message}`),
     onFatal: (error) => {
       console.error('ledger: fatal error, stopping so that nothing doubtful is acknowledged', error);
       process.exit(1);
