@@ -23,6 +23,8 @@ const yoga = createYoga({
   graphiql: false,
   landingPage: false,
   maskedErrors: true,
+  // As the ledger: the body's size is checked before yoga (checkBodySize), not again inside it.
+  maxRequestBodySize: false,
   logging: 'warn',
   plugins: [useBearerAuth(jwtKey, false), ...armorPlugins(), useDisableIntrospection()],
 });

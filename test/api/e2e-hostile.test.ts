@@ -2,6 +2,7 @@
  * End to end over HTTP: hostile or careless requests are refused with a clear error before anything
  * runs, and internal errors are masked.
  */
+import { connect } from 'node:net';
 import { type TestLedger, rawRequest, startTestLedger, uniqueId } from '../support/ledger-server';
 
 const ACCOUNT_Q = `query($id: ID!, $at: Position) { account(id: $id, atLeast: $at) { id balance availableBalance transactionCount } }`;
@@ -64,6 +65,29 @@ describe('request size', () => {
     expect(res.status).toBe(411);
     expect(res.json.errors[0].extensions.code).toBe('LENGTH_REQUIRED');
     expect(res.json.errors[0].message).toMatch(/Content-Length/);
+    expect(await accountNow(id)).toBeNull();
+  });
+
+  it('refuses a body framed both by Content-Length and chunked, so no body outgrows its checked length', async () => {
+    // What lets the server check the size once, from Content-Length (yoga's own limiter is off).
+    const id = uid('smuggle');
+    const json = JSON.stringify({ query: `mutation { openAccount(input: { id: "${id}" }) { __typename } }` });
+    const big = Buffer.concat([Buffer.from(json.slice(0, -1)), Buffer.alloc(BODY_MAX, 0x20), Buffer.from('}')]);
+    const head =
+      'POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+      `Authorization: Bearer ${await ledger.token(['admin'])}\r\nContent-Length: ${json.length}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    const status = await new Promise<string>((resolve, reject) => {
+      const socket = connect(ledger.running.port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('close', () => resolve(answer.split('\r\n')[0] ?? ''));
+      socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' || error.code === 'ECONNRESET' ? undefined : reject(error)));
+      socket.write(head);
+      socket.write(`${big.length.toString(16)}\r\n`);
+      socket.write(big);
+      socket.end('\r\n0\r\n\r\n');
+    });
+    expect(status).toMatch(/^HTTP\/1\.1 400 /);
     expect(await accountNow(id)).toBeNull();
   });
 
