@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
 import { createYoga } from 'graphql-yoga';
-import { REQUEST_LIMITS, armorPlugins, checkBodySize, refuse, useBearerAuth } from '../src/api/server';
+import { REQUEST_LIMITS, YOGA_BODY_OPTIONS, armorPlugins, checkBodySize, refuse, useBearerAuth } from '../src/api/server';
 import { buildCeilingSchema, listenFromEnvironment } from './ceiling-schema';
 
 const secret = process.env.LEDGER_JWT_SECRET;
@@ -24,7 +24,7 @@ const yoga = createYoga({
   landingPage: false,
   maskedErrors: true,
   // As the ledger: the body's size is checked before yoga (checkBodySize), not again inside it.
-  maxRequestBodySize: false,
+  ...YOGA_BODY_OPTIONS,
   logging: 'warn',
   plugins: [useBearerAuth(jwtKey, false), ...armorPlugins(), useDisableIntrospection()],
 });

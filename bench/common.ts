@@ -186,3 +186,10 @@ export async function openAccounts(origin: string, token: string, accounts: numb
     if (result.__typename !== 'BatchSuccess' || result.accounts?.length !== count) throw new Error(`opening accounts failed: ${JSON.stringify(result).slice(0, 1000)}`);
   }
 }
+
+/** The median (the mean of the two middle values of an even number). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}

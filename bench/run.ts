@@ -40,7 +40,7 @@ import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from 'nod
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
 import { runClusterBench } from './cluster';
-import { ACCOUNT_PREFIX, OPENING_BALANCE, children, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, openAccounts, pct, threadCoresBetween, threadCpuSecondsOf, track, verdict, waitForExit } from './common';
+import { ACCOUNT_PREFIX, OPENING_BALANCE, children, cpuSecondsOf, failures, fmt, freePort, graphql, intFromEnv, killEverythingNow, makeTempDir, median, openAccounts, pct, threadCoresBetween, threadCpuSecondsOf, track, verdict, waitForExit } from './common';
 import { formatSummary, summarizeCpuProfile, type ProfileSummary } from './cpu-profile-summary';
 import type { LoadMessage, LoadReport, LoadRequest } from './load';
 import { OPEN_ACCOUNTS_DOCUMENT, TRANSFER_DOCUMENT, type Workload, type WorkloadSpec, accountId } from './workload';
@@ -583,12 +583,6 @@ async function ledgerRun(server: ServerProcess, token: string, label: string, wo
     (figures.transfersPerSecond * figures.report.durationSeconds) / (figures.report.durationSeconds + figures.readModelCatchUpMs / 1000);
   console.log(`    read models caught up ${fmt(figures.readModelCatchUpMs)} ms after the run`);
   return figures;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** The run with the median requests/s (the lower middle one of an even number). */

@@ -67,6 +67,15 @@ export function refuse(res: ServerResponse, status: number, code: string, messag
  * Checks the body size declared by the request; a body without a declared length is refused
  * (411) so that nothing reads an unbounded stream.
  */
+/**
+ * What yoga is told about bodies when checkBodySize guards the server: its own limiter is off. The
+ * size is settled before yoga (a Content-Length is required and bounded, and Node's parser reads
+ * exactly that many bytes, refusing a body also sent chunked). yoga's limiter would wrap every body
+ * in a TransformStream and a new Request: ~200-400 µs of CPU per request in a same-process
+ * measurement (bench/RESULTS.md, fifth pass), for nothing.
+ */
+export const YOGA_BODY_OPTIONS = { maxRequestBodySize: false } as const;
+
 export function checkBodySize(req: IncomingMessage, res: ServerResponse, bodyBytesMax: number): boolean {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return true;
   const declared = req.headers['content-length'];
@@ -93,11 +102,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     // yoga's default CORS echoes any Origin with credentials allowed; ours answers only listed origins.
     cors: false,
     maskedErrors: true,
-    // The body's size is settled before yoga (checkBodySize: a Content-Length is required and bounded,
-    // and Node's parser reads exactly that many bytes, refusing one also sent chunked). yoga's own
-    // limiter would wrap every body in a TransformStream and a new Request: ~200-400 µs of CPU per
-    // request in a same-process measurement (bench/RESULTS.md, fifth pass), for nothing.
-    maxRequestBodySize: false,
+    ...YOGA_BODY_OPTIONS,
     logging: options.production ? 'warn' : 'info',
     plugins: [
       useAllowedOrigins(options.corsOrigins ?? []),

@@ -229,12 +229,11 @@ export class LogStorage<C> {
   /** The one place bytes go to a segment: a seam for tests that inject write failures (a partial write, then ENOSPC). */
   protected async writeGroup(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
     let written = 0;
-    while (written < buffer.length) {
-      written +=
-        buffer.length <= SYNC_WRITE_BYTES_MAX
-          ? writeSync(handle.fd, buffer, written, buffer.length - written, position + written)
-          : (await handle.write(buffer, written, buffer.length - written, position + written)).bytesWritten;
+    if (buffer.length <= SYNC_WRITE_BYTES_MAX) {
+      while (written < buffer.length) written += writeSync(handle.fd, buffer, written, buffer.length - written, position + written);
+      return;
     }
+    while (written < buffer.length) written += (await handle.write(buffer, written, buffer.length - written, position + written)).bytesWritten;
   }
 
   /** Cuts the tail segment back to its last durable length and makes that durable. */

@@ -35,7 +35,6 @@ export class ChildLedger {
   private outputText = '';
   private exited: Promise<void>;
   private hasExited = false;
-  private readyTimeoutMs = READY_TIMEOUT_MS;
   private constructor(
     readonly child: ChildProcess,
     readonly dataDir: string,
@@ -97,8 +96,7 @@ export class ChildLedger {
   }
 
   async ready(timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    this.readyTimeoutMs = timeoutMs;
+    const deadline = { atMs: Date.now() + timeoutMs, timeoutMs };
     while (this.port === 0) {
       const match = /listening on http:\/\/localhost:(\d+)\/graphql/.exec(this.outputText);
       if (match) this.port = Number(match[1]);
@@ -115,9 +113,9 @@ export class ChildLedger {
     this.token = await mintToken(new TextEncoder().encode(JWT_SECRET), { sub: 'crash-test', roles: ['admin'] }, '1h');
   }
 
-  private async pause(deadline: number, what: string): Promise<void> {
+  private async pause(deadline: { atMs: number; timeoutMs: number }, what: string): Promise<void> {
     if (this.hasExited) throw new Error(`the ledger exited before it was ready (${what}):\n${this.outputText}`);
-    if (Date.now() > deadline) throw new Error(`the ledger took more than ${this.readyTimeoutMs} ms ${what}; its output:\n${this.outputText}`);
+    if (Date.now() > deadline.atMs) throw new Error(`the ledger took more than ${deadline.timeoutMs} ms ${what}; its output:\n${this.outputText}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 
