@@ -27,7 +27,6 @@
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { mintToken } from '../src/api/auth';
@@ -73,11 +72,11 @@ const isRunning = (child: ChildProcess) => child.exitCode === null && child.sign
 
 
 
-/** Distinct free ports (a port just freed by one probe could be handed out again by the next). */
+/** Free ports, never handed out twice (see test/support/free-port.ts). */
 async function freePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(await freePort());
-  return [...ports];
+  const ports: number[] = [];
+  while (ports.length < count) ports.push(await freePort());
+  return ports;
 }
 
 interface ServerProcess {

@@ -1,6 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadReport } from './load';
@@ -91,17 +90,8 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boo
   });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
+/** Distinct ports below the ephemeral range (see test/support/free-port.ts). */
+export { freePort } from '../test/support/free-port';
 
 /** User plus system CPU seconds a process has used so far (null when unknown). */
 export function cpuSecondsOf(pid: number | undefined): number | null {

@@ -193,7 +193,17 @@ export class TcpTransport implements ClusterTransport {
     let transcript: HandshakeTranscript | null = null;
     let acceptorProved = false;
     const timeout = this.handshakeTimer(socket, peer.id);
-    socket.once('connect', () => socket.write(encodeFrame(encodeHello(nonce, this.nodeId))));
+    socket.once('connect', () => {
+      if (isConnectedToItself(socket)) {
+        // Dropped at once: while it lasts, it holds the port the peer needs to listen on.
+        return this.refuse(
+          socket,
+          peer.id,
+          `connected to itself: nothing listens on ${peer.host}:${peer.port} and the kernel gave the dial that same port as its own (keep Raft ports below net.ipv4.ip_local_port_range)`,
+        );
+      }
+      socket.write(encodeFrame(encodeHello(nonce, this.nodeId)));
+    });
     this.readFrames(socket, peer.id, (body) => {
       if (!transcript) {
         const hello = decodeHello(body);
@@ -355,4 +365,13 @@ export class TcpTransport implements ClusterTransport {
   private peerById(id: string): TransportPeer | undefined {
     return this.otherPeers().find((peer) => peer.id === id);
   }
+}
+
+/**
+ * A dial to a port of this host that nothing listens on can connect to itself when the kernel picks
+ * that very port as the dial's own (TCP simultaneous open; only ports inside the ephemeral range can
+ * be picked). Such a socket answers every hello with our own.
+ */
+export function isConnectedToItself(socket: net.Socket): boolean {
+  return socket.localPort !== undefined && socket.localPort === socket.remotePort && socket.localAddress === socket.remoteAddress;
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { TcpTransport, type TransportLogger, type TransportPeer } from '../../../src/consensus/transport/tcp-transport';
+import { TcpTransport, isConnectedToItself, type TransportLogger, type TransportPeer } from '../../../src/consensus/transport/tcp-transport';
 import {
   FrameReader,
   type HandshakeTranscript,
@@ -13,6 +13,7 @@ import {
   sessionKey,
   verifyProof,
 } from '../../../src/consensus/transport/wire';
+import { freePort } from '../../support/free-port';
 
 const SECRET = 'a-cluster-secret-of-at-least-32-characters';
 const IDS = ['n1', 'n2', 'n3'];
@@ -194,6 +195,18 @@ describe('TcpTransport', () => {
     expect(good.received).toEqual([]);
     expect(bad.received).toEqual([]);
     expect(good.warnings.some((w) => w.includes('cluster handshake refused') && w.includes('cluster secret'))).toBe(true);
+  });
+
+  it('tells a dial that connected to itself from one that reached a listener', async () => {
+    // Nothing listens on the port and the dial is given it as its own: TCP connects the socket to itself.
+    const port = await freePort();
+    const self = track(net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: port }));
+    await new Promise((resolve) => self.once('connect', resolve));
+    expect(isConnectedToItself(self)).toBe(true);
+    const n1 = await startMember('n1');
+    const other = rawSocket(n1.transport.port);
+    await new Promise((resolve) => other.once('connect', resolve));
+    expect(isConnectedToItself(other)).toBe(false);
   });
 
   it('refuses an unknown member id', async () => {
