@@ -22,7 +22,9 @@
  *   BENCH_FAILOVER_TRIALS     leader kills (default 20; 0 skips failover)
  *   BENCH_FAILOVER_PROBE_MS   the probe's interval between transfers (default 10)
  *   BENCH_CLUSTER_PROFILE=1   (or BENCH_PROFILE=1) afterwards, a fresh cluster with `node --cpu-prof` on every replica
- *                             under single transfers to the leader; the leader's busy threads are summarized
+ *                             under single transfers to the leader; the leader's busy threads are summarized.
+ *                             BENCH_CLUSTER_PROFILE=spread: the load spread over the three, and a follower's
+ *                             busy threads summarized too
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,7 +50,9 @@ const ACCOUNTS = intFromEnv('BENCH_ACCOUNTS', 1000, 2);
 const ERRORS_ALLOWED = intFromEnv('BENCH_ERRORS_ALLOWED', 0, 0);
 const FAILOVER_TRIALS = intFromEnv('BENCH_FAILOVER_TRIALS', 20, 0);
 const PROBE_INTERVAL_MS = intFromEnv('BENCH_FAILOVER_PROBE_MS', 10, 1);
-const PROFILE = ['1', 'true'].includes(process.env.BENCH_CLUSTER_PROFILE ?? process.env.BENCH_PROFILE ?? '');
+const PROFILE_SETTING = process.env.BENCH_CLUSTER_PROFILE ?? process.env.BENCH_PROFILE ?? '';
+const PROFILE = ['1', 'true', 'spread'].includes(PROFILE_SETTING);
+const PROFILE_SPREAD = PROFILE_SETTING === 'spread';
 const RESULTS_PATH = process.env.BENCH_RESULTS === '-' ? null : resolve(process.env.BENCH_RESULTS ?? join(ROOT, 'bench', 'RESULTS.md'));
 
 export const CLUSTER_TARGETS = { batchedVsBare: 6, singleVsSingleNode: 0.4, failoverP99Ms: 1500 } as const;
@@ -522,11 +526,14 @@ async function failoverTrial(cluster: Cluster, token: string, trial: number, ran
 
 interface ClusterProfile {
   leaderId: string;
+  /** What the load went to: "the leader" or "the 3 replicas". */
+  loadOn: string;
   figures: ClusterRun;
-  threads: Array<{ thread: string; summary: ProfileSummary }>;
+  /** `replica` is "leader node-2" or "follower node-1". */
+  threads: Array<{ replica: string; thread: string; summary: ProfileSummary }>;
 }
 
-async function profileLeader(): Promise<ClusterProfile> {
+async function profileCluster(spread: boolean): Promise<ClusterProfile> {
   const profileRoot = makeTempDir('cluster-profile');
   const dirOf = (nodeId: string) => join(profileRoot, nodeId);
   const cluster = await startCluster('cluster-profiled', (nodeId) => {
@@ -540,7 +547,8 @@ async function profileLeader(): Promise<ClusterProfile> {
     const { leader } = await waitForAgreedLeader(cluster.replicas, Date.now() + HEALTH_WAIT_MS_MAX);
     leaderId = leader.plan.nodeId;
     await openAccounts(leader.origin, token, ACCOUNTS);
-    figures = await measure('profiled: transfer, load on the leader', [leader.origin], cluster.replicas.map((r) => r.server.child.pid), token, { kind: 'transfer' }, CONNECTIONS);
+    const origins = spread ? cluster.replicas.map((r) => r.origin) : [leader.origin];
+    figures = await measure(`profiled: transfer, load on ${spread ? 'the 3 replicas' : 'the leader'}`, origins, cluster.replicas.map((r) => r.server.child.pid), token, { kind: 'transfer' }, CONNECTIONS);
     await waitForReadModels(cluster.replicas.map((r) => r.origin), token);
   } catch (error) {
     dumpOutputs(cluster);
@@ -548,16 +556,20 @@ async function profileLeader(): Promise<ClusterProfile> {
   } finally {
     await cluster.stop();
   }
-  const files = readdirSync(dirOf(leaderId)).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length === 0) throw new Error(`the leader ${leaderId} wrote no profile to ${dirOf(leaderId)}`);
-  const threads = files.map((file) => {
-    const summary = summarizeCpuProfile(join(dirOf(leaderId), file), 20);
-    const thread = Number(file.split('.')[4]);
-    return { thread: thread === 0 ? 'main thread' : `worker thread ${thread}`, summary, busyMs: summary.totalMs * (1 - summary.idlePercent / 100) };
+  const followerId = cluster.replicas.map((r) => r.plan.nodeId).find((id) => id !== leaderId)!;
+  const summarized = [`leader ${leaderId}`, ...(spread ? [`follower ${followerId}`] : [])].flatMap((replica) => {
+    const nodeId = replica.split(' ')[1]!;
+    const files = readdirSync(dirOf(nodeId)).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length === 0) throw new Error(`${replica} wrote no profile to ${dirOf(nodeId)}`);
+    const threads = files.map((file) => {
+      const summary = summarizeCpuProfile(join(dirOf(nodeId), file), 20);
+      const thread = Number(file.split('.')[4]);
+      return { replica, thread: thread === 0 ? 'main thread' : `worker thread ${thread}`, summary, busyMs: summary.totalMs * (1 - summary.idlePercent / 100) };
+    });
+    const busiestMs = Math.max(...threads.map((t) => t.busyMs));
+    return threads.filter((t) => t.busyMs >= Math.min(busiestMs * 0.2, 3000)).sort((a, b) => (a.thread < b.thread ? -1 : 1));
   });
-  const busiestMs = Math.max(...threads.map((t) => t.busyMs));
-  const kept = threads.filter((t) => t.busyMs >= Math.min(busiestMs * 0.2, 3000)).sort((a, b) => (a.thread < b.thread ? -1 : 1));
-  return { leaderId, figures, threads: kept.map(({ thread, summary }) => ({ thread, summary })) };
+  return { leaderId, loadOn: spread ? 'the 3 replicas' : 'the leader', figures, threads: summarized.map(({ replica, thread, summary }) => ({ replica, thread, summary })) };
 }
 
 // ---- reference figures when run alone ----------------------------------------------------------
@@ -714,7 +726,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
     await cluster.stop();
   }
 
-  const profile = PROFILE ? await profileLeader() : null;
+  const profile = PROFILE ? await profileCluster(PROFILE_SPREAD) : null;
 
   // ---- targets and report ----
   const [onLeader, spread, batch] = runs as [ClusterRun, ClusterRun, ClusterRun];
@@ -794,7 +806,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
   console.log('cluster targets:');
   for (const t of targets) console.log(`  ${verdict(t.pass)}  ${t.name}: ${t.value}`);
   for (const t of profile?.threads ?? []) {
-    console.log(`\nprofile: leader ${profile!.leaderId}, ${t.thread} (${fmt(profile!.figures.transfersPerSecond)} transfers/s while profiled)\n${formatSummary(t.summary)}`);
+    console.log(`\nprofile: ${t.replica}, ${t.thread}, load on ${profile!.loadOn} (${fmt(profile!.figures.transfersPerSecond)} transfers/s while profiled)\n${formatSummary(t.summary)}`);
   }
 
   const finishedAt = new Date();
@@ -832,7 +844,7 @@ export async function runClusterBench(input: ClusterBenchInput = {}): Promise<Cl
     ...(profile
       ? profile.threads.flatMap((t) => [
           '',
-          `#### Profile: leader ${profile.leaderId}, ${t.thread}, under single transfers to the leader (${fmt(profile.figures.transfersPerSecond)} transfers/s while profiled; the run, then the read models' catch-up)`,
+          `#### Profile: ${t.replica}, ${t.thread}, under single transfers to ${profile.loadOn} (${fmt(profile.figures.transfersPerSecond)} transfers/s while profiled; the run, then the read models' catch-up)`,
           '',
           '```',
           formatSummary(t.summary),
