@@ -1,9 +1,13 @@
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { type EventStore, READ_COUNT_MAX, type RecordedEvent } from '../eventstore/event-store';
 import { LEDGER_STREAM } from '../eventstore/ledger-event-publisher';
 import { POSITION_ZERO } from '../domain/position';
-import type { Projector } from './projectors';
-import type { ReadModelStore } from './read-model-store';
+import { projectBatch } from './project-batch';
+import { LEDGER_PROJECTORS, type Projector } from './projectors';
+import type { Checkpoint, ReadModelStore, ReadModelWrite } from './read-model-store';
 import { Replayer } from './replay';
+import { type PreparedWrites, SqliteReadModelStore } from './sqlite-read-model-store';
 
 export interface RebuildProgress {
   /** Events of the ledger stream read so far (including those before a resume point). */
@@ -30,6 +34,146 @@ export interface RebuildOptions {
   onProgress?: (progress: RebuildProgress) => void;
   /** Checked between batches: stop early (what an interrupt does; a later run resumes). */
   shouldStop?: () => boolean;
+  /**
+   * The file of the embedded event store `eventStore` is open on. Given, and the read models are the
+   * embedded store, the events are read, parsed, projected and made rows (prepareWrites) on a worker
+   * thread with a connection of its own, up to READ_AHEAD_CHUNKS chunks ahead of the store's writes,
+   * which stay on this thread: the two halves of a rebuild's work overlap on two cores. The rows and
+   * checkpoints written are the same either way, chunk for chunk.
+   */
+  eventStoreFile?: string;
+}
+
+/** Chunks a read-ahead worker may have projected and not yet seen written: memory for speed. */
+export const READ_AHEAD_CHUNKS = 2;
+
+/** A chunk of events read and projected: what the store writes next, in order. */
+export interface ProjectedChunk {
+  writes: ReadModelWrite[];
+  /** The writes as the embedded store's rows, when made on the reading thread (the writes are then empty). */
+  prepared?: PreparedWrites;
+  checkpoints: Record<string, Checkpoint>;
+  /** Events read (of every stream). */
+  events: number;
+  /** Revision of the chunk's last ledger event, if it had one. */
+  lastLedgerRevision: number | null;
+  /** Store position of the chunk's last event: where the next chunk is read from. */
+  after: string;
+}
+
+/**
+ * Reads the next chunk of at most `chunkEventsMax` events after `after` and projects it, advancing
+ * `checkpoints` as the store will once it has written the chunk. Null when no event is left.
+ */
+export async function readProjectedChunk(
+  eventStore: EventStore,
+  projectors: readonly Projector[],
+  checkpoints: Map<string, Checkpoint | null>,
+  after: string | null,
+  chunkEventsMax: number,
+): Promise<ProjectedChunk | null> {
+  const chunk: RecordedEvent[] = [];
+  let cursor = after;
+  while (chunk.length < chunkEventsMax) {
+    const page = await eventStore.readAll({ after: cursor, maxCount: Math.min(READ_COUNT_MAX, chunkEventsMax - chunk.length) });
+    if (page.length === 0) break;
+    for (const event of page) chunk.push(event);
+    cursor = page.at(-1)!.storePosition;
+  }
+  const last = chunk.at(-1);
+  if (!last) return null;
+  const projected = projectBatch(chunk, projectors, checkpoints, Date.now());
+  for (const [name, checkpoint] of Object.entries(projected.checkpoints)) checkpoints.set(name, checkpoint);
+  let lastLedgerRevision: number | null = null;
+  for (let i = chunk.length - 1; i >= 0 && lastLedgerRevision === null; i -= 1) {
+    if (chunk[i]!.streamId === LEDGER_STREAM) lastLedgerRevision = Number(chunk[i]!.revision);
+  }
+  return { writes: projected.writes, checkpoints: projected.checkpoints, events: chunk.length, lastLedgerRevision, after: last.storePosition };
+}
+
+/** Where the rebuild takes its projected chunks from, in order; null once the events are exhausted. */
+interface ChunkSource {
+  next(): Promise<ProjectedChunk | null>;
+  close(): Promise<void>;
+}
+
+function inThreadSource(eventStore: EventStore, projectors: readonly Projector[], checkpoints: Map<string, Checkpoint | null>, after: string | null, chunkEventsMax: number): ChunkSource {
+  let cursor = after;
+  return {
+    async next() {
+      const chunk = await readProjectedChunk(eventStore, projectors, checkpoints, cursor, chunkEventsMax);
+      if (chunk) cursor = chunk.after;
+      return chunk;
+    },
+    async close() {},
+  };
+}
+
+/** What rebuild-worker.ts is started with. */
+export interface ReadAheadWorkerData {
+  eventStoreFile: string;
+  projectorNames: string[];
+  checkpoints: Array<[string, Checkpoint | null]>;
+  after: string | null;
+  chunkEventsMax: number;
+  credit: number;
+}
+export type ReadAheadMessage = { type: 'chunk'; chunk: ProjectedChunk } | { type: 'end' } | { type: 'error'; name: string; message: string; stack: string };
+export type ReadAheadRequest = { type: 'credit' };
+
+/** Chunks from rebuild-worker.ts, taken in the order it posts them; each one taken lets it read one more. */
+function readAheadSource(data: ReadAheadWorkerData): ChunkSource {
+  const worker = new Worker(join(__dirname, 'rebuild-worker.js'), { workerData: data, name: 'ledger-rebuild-read' });
+  const arrived: ReadAheadMessage[] = [];
+  let failure: Error | null = null;
+  let waiter: (() => void) | null = null;
+  const wake = () => {
+    const w = waiter;
+    waiter = null;
+    w?.();
+  };
+  worker.on('message', (message: ReadAheadMessage) => {
+    arrived.push(message);
+    wake();
+  });
+  worker.on('error', (error) => {
+    failure ??= error;
+    wake();
+  });
+  worker.on('exit', (code) => {
+    failure ??= new Error(`the rebuild's reading thread exited (code ${code}) before the events were read`);
+    wake();
+  });
+  let done = false;
+  return {
+    async next() {
+      while (!done) {
+        const message = arrived.shift();
+        if (message?.type === 'chunk') {
+          worker.postMessage({ type: 'credit' } satisfies ReadAheadRequest);
+          return message.chunk;
+        }
+        if (message?.type === 'end') {
+          done = true;
+          break;
+        }
+        if (message?.type === 'error') {
+          // The thread's own error, under its own name (EventStoreCorruptionError, say).
+          const error = new Error(message.message);
+          error.name = message.name;
+          error.stack = message.stack;
+          throw error;
+        }
+        if (failure) throw failure;
+        await new Promise<void>((resolve) => (waiter = resolve));
+      }
+      return null;
+    },
+    async close() {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
 }
 
 /** The checkpoint that marks a projection as being rebuilt (its position means nothing). */
@@ -68,35 +212,40 @@ export async function rebuildProjections(eventStore: EventStore, store: ReadMode
   const last = await eventStore.readStream(LEDGER_STREAM, { direction: 'backwards', maxCount: 1 });
   const totalEvents = last[0] ? Number(last[0].revision) + 1 : 0;
   const replayer = await Replayer.open(store, projectors);
-  let after = replayer.resumeAfter;
+  const checkpoints = new Map(projectors.map((projector) => [projector.name, replayer.checkpoint(projector.name)] as [string, Checkpoint | null]));
   let doneEvents = 0;
   let processedEvents = 0;
   options.onStart?.({ doneEvents, totalEvents, processedEvents, resumed });
   await store.beginBulkLoad(collections);
+  // The worker knows the ledger's projectors by name (any others are projected here), and makes the embedded store's rows.
+  const readAhead = options.eventStoreFile !== undefined && store instanceof SqliteReadModelStore && projectors.every((projector) => LEDGER_PROJECTORS.includes(projector));
+  const source = readAhead
+    ? readAheadSource({
+        eventStoreFile: options.eventStoreFile!,
+        projectorNames: projectors.map((projector) => projector.name),
+        checkpoints: [...checkpoints],
+        after: replayer.resumeAfter,
+        chunkEventsMax,
+        credit: READ_AHEAD_CHUNKS,
+      })
+    : inThreadSource(eventStore, projectors, checkpoints, replayer.resumeAfter, chunkEventsMax);
   let finished = false;
-  for (;;) {
-    if (options.shouldStop?.()) break;
-    const chunk: RecordedEvent[] = [];
-    let exhausted = false;
-    while (chunk.length < chunkEventsMax) {
-      const page = await eventStore.readAll({ after, maxCount: Math.min(READ_COUNT_MAX, chunkEventsMax - chunk.length) });
-      if (page.length === 0) {
-        exhausted = true;
+  try {
+    for (;;) {
+      if (options.shouldStop?.()) break;
+      const chunk = await source.next();
+      if (!chunk) {
+        finished = true;
         break;
       }
-      for (const event of page) chunk.push(event);
-      after = page.at(-1)!.storePosition;
-    }
-    if (chunk.length > 0) {
-      await replayer.apply(chunk);
-      processedEvents += chunk.length;
-      for (const event of chunk) if (event.streamId === LEDGER_STREAM) doneEvents = Number(event.revision) + 1;
+      if (chunk.prepared) await (store as SqliteReadModelStore).applyPreparedBatch(chunk.prepared, chunk.checkpoints);
+      else await store.applyBatch(chunk.writes, chunk.checkpoints);
+      processedEvents += chunk.events;
+      if (chunk.lastLedgerRevision !== null) doneEvents = chunk.lastLedgerRevision + 1;
       options.onProgress?.({ doneEvents, totalEvents: Math.max(totalEvents, doneEvents), processedEvents, resumed });
     }
-    if (exhausted) {
-      finished = true;
-      break;
-    }
+  } finally {
+    await source.close();
   }
   // Also when stopped early: the store goes back to its normal, durable state with every index.
   await store.endBulkLoad(collections);

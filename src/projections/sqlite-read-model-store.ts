@@ -15,8 +15,9 @@ import { isoTime, epochMs as parseEpochMs } from '../domain/state';
 import { EVENTS_PER_ENTRY_MAX, formatPosition, isPosition, parsePosition } from '../domain/position';
 import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
-  counterTotal,
   volumeBucketId,
+  type CounterCollection,
+  type CounterIncrement,
   type AccountDoc,
   type CurrencyTotalsDoc,
   type ReadModelCollection,
@@ -183,7 +184,10 @@ export class SqliteReadModelStore implements ReadModelStore {
   private readonly selectVolumeBuckets;
   private readonly selectMostActive;
   private readonly findStatements = new Map<string, Database.Statement<[Record<string, unknown>], unknown>>();
-  private readonly applyBatchTransaction: (writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => void;
+  /** Runs `rows` (which writes a batch's rows into the sink) and stores the checkpoints, in one transaction. */
+  private readonly applyBatchTransaction: (rows: (sink: RowSink) => void, checkpoints: Record<string, Checkpoint>) => void;
+  /** Rows go straight into the statements. */
+  private readonly sink: RowSink;
 
   private constructor(private readonly db: Database.Database) {
     this.upsertAccount = db.prepare<[string, string, string, number, string]>(
@@ -251,9 +255,25 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.selectMostActive = db.prepare<[string, number], DocRow>(
       'SELECT doc FROM accounts WHERE currency = ? ORDER BY transaction_count DESC, id ASC LIMIT ?',
     );
-    this.applyBatchTransaction = db.transaction((writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>) => {
+    this.sink = {
+      account: (id, position, currency, transactionCount, doc) => {
+        this.upsertAccount.run(id, position, currency, transactionCount, doc);
+      },
+      transaction: (createdSeq, id, position, createdAt, kind, status, amountMinor, large, currency, doc, firstAccountId, secondAccountId) => {
+        // Positional parameters: binding a named-parameter object costs a property lookup per column per row.
+        const applied = this.upsertTransaction.run(createdSeq, id, position, createdAt, kind, status, amountMinor, large, currency, doc);
+        // A transaction's accounts and createdPosition never change: its index rows are written once.
+        if (applied.changes > 0) {
+          if (firstAccountId !== null) this.transactionAccountRows.add(firstAccountId, createdSeq);
+          if (secondAccountId !== null) this.transactionAccountRows.add(secondAccountId, createdSeq);
+        }
+      },
+      counter: (counter) => (counter.collection === 'currencyTotals' ? this.applyCurrencyTotals(counter) : this.applyVolumeBucket(counter)),
+      balance: (accountId, atMs, seq, balance) => this.balanceHistoryRows.add(accountId, atMs, seq, balance),
+    };
+    this.applyBatchTransaction = db.transaction((rows: (sink: RowSink) => void, checkpoints: Record<string, Checkpoint>) => {
       try {
-        for (const write of writes) this.applyWrite(write);
+        rows(this.sink);
         // Nothing in the batch reads these tables, so their rows may go in after the other writes.
         this.transactionAccountRows.flush();
         this.balanceHistoryRows.flush();
@@ -297,7 +317,15 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   async applyBatch(writes: ReadModelWrite[], checkpoints: Record<string, Checkpoint>): Promise<void> {
-    this.applyBatchTransaction(writes, checkpoints);
+    this.applyBatchTransaction((sink) => writeRows(writes, sink), checkpoints);
+  }
+
+  /**
+   * applyBatch of writes already made rows by prepareWrites, perhaps on another thread (a rebuild
+   * reads and projects on one thread while this one writes): the same transaction, the same effect.
+   */
+  async applyPreparedBatch(prepared: PreparedWrites, checkpoints: Record<string, Checkpoint>): Promise<void> {
+    this.applyBatchTransaction((sink) => replayPrepared(prepared, sink), checkpoints);
   }
 
   async loadCheckpoint(projection: string): Promise<Checkpoint | null> {
@@ -520,86 +548,35 @@ export class SqliteReadModelStore implements ReadModelStore {
     if (this.db.open) this.db.close();
   }
 
-  private applyWrite(write: ReadModelWrite): void {
-    switch (write.collection) {
-      case 'accounts': {
-        const doc = write.doc;
-        assertDocId(doc._id, doc.id, 'account');
-        assertPosition(doc.position, `account ${doc._id}`);
-        this.upsertAccount.run(doc._id, doc.position, doc.currency, doc.transactionCount, JSON.stringify(doc));
-        return;
-      }
-      case 'transactions': {
-        const doc = write.doc;
-        assertDocId(doc._id, doc.id, 'transaction');
-        assertPosition(doc.position, `transaction ${doc._id}`);
-        assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
-        const createdSeq = createdSeqOf(doc.createdPosition);
-        // Positional parameters: binding a named-parameter object costs a property lookup per column per row.
-        const applied = this.upsertTransaction.run(
-          createdSeq,
-          doc._id,
-          doc.position,
-          canonicalInstant(doc.createdAt, `transaction ${doc._id} createdAt`),
-          doc.kind,
-          doc.status,
-          int64Amount(doc.amount, `transaction ${doc._id} amount`),
-          doc.large ? 1 : 0,
-          doc.currency,
-          slimTransactionJson(doc),
-        );
-        // A transaction's accounts and createdPosition never change: its index rows are written once.
-        if (applied.changes > 0) {
-          for (const accountId of doc.accountIds) this.transactionAccountRows.add(accountId, createdSeq);
-        }
-        return;
-      }
-      case 'currencyTotals': {
-        const increment = write.increment;
-        assertDocId(increment._id, increment.keys.currency, 'currency totals');
-        const row = this.selectCurrencyTotals.get(increment.keys.currency);
-        const total = counterTotal(increment, row?.position ?? null);
-        if (!total) return;
-        assertPosition(total.position, `currency totals ${increment._id}`);
-        this.upsertCurrencyTotals.run(
-          increment.keys.currency,
-          total.position,
-          checkedInt64((row?.account_count ?? 0n) + total.add.accountCount, `accountCount of ${increment._id}`),
-          checkedInt64((row?.transaction_count ?? 0n) + total.add.transactionCount, `transactionCount of ${increment._id}`),
-          String(BigInt(row?.total_balance ?? '0') + total.add.totalBalance),
-        );
-        return;
-      }
-      case 'volumeBuckets': {
-        const { _id, keys } = write.increment;
-        const start = canonicalInstant(keys.start, `volume bucket ${_id} start`);
-        assertDocId(_id, volumeBucketId(keys.currency, keys.interval, start), 'volume bucket');
-        const row = this.selectVolumeBucket.get(keys.currency, keys.interval, start);
-        const total = counterTotal(write.increment, row?.position ?? null);
-        if (!total) return;
-        assertPosition(total.position, `volume bucket ${_id}`);
-        this.upsertVolumeBucket.run(
-          keys.currency,
-          keys.interval,
-          start,
-          total.position,
-          checkedInt64((row?.count ?? 0n) + total.add.count, `count of ${_id}`),
-          String(BigInt(row?.amount ?? '0') + total.add.amount),
-        );
-        return;
-      }
-      case 'balanceHistory': {
-        const doc = write.doc;
-        assertDocId(doc._id, `${doc.accountId}:${doc.position}`, 'balance history');
-        assertPosition(doc.position, `balance history ${doc._id}`);
-        this.balanceHistoryRows.add(doc.accountId, epochMs(doc.at, `balance history ${doc._id} at`), createdSeqOf(doc.position), doc.balance);
-        return;
-      }
-      default: {
-        const unknownWrite: never = write;
-        throw new Error(`unknown read-model collection in ${JSON.stringify(unknownWrite)}`);
-      }
-    }
+  private applyCurrencyTotals(counter: PreparedCounter): void {
+    const currency = counter.keys[0]!;
+    const row = this.selectCurrencyTotals.get(currency);
+    const total = preparedCounterTotal(counter, row?.position ?? null);
+    if (!total) return;
+    const [accountCount, transactionCount, totalBalance] = total.add as [bigint, bigint, bigint];
+    this.upsertCurrencyTotals.run(
+      currency,
+      total.position,
+      checkedInt64((row?.account_count ?? 0n) + accountCount, `accountCount of ${counter.id}`),
+      checkedInt64((row?.transaction_count ?? 0n) + transactionCount, `transactionCount of ${counter.id}`),
+      String(BigInt(row?.total_balance ?? '0') + totalBalance),
+    );
+  }
+
+  private applyVolumeBucket(counter: PreparedCounter): void {
+    const [currency, interval, start] = counter.keys as [string, string, string];
+    const row = this.selectVolumeBucket.get(currency, interval, start);
+    const total = preparedCounterTotal(counter, row?.position ?? null);
+    if (!total) return;
+    const [count, amount] = total.add as [bigint, bigint];
+    this.upsertVolumeBucket.run(
+      currency,
+      interval,
+      start,
+      total.position,
+      checkedInt64((row?.count ?? 0n) + count, `count of ${counter.id}`),
+      String(BigInt(row?.amount ?? '0') + amount),
+    );
   }
 
   private getByIds<T>(statement: Database.Statement<[string], { id: string; doc: string }>, ids: readonly string[]): Array<T | null> {
@@ -622,6 +599,208 @@ export class SqliteReadModelStore implements ReadModelStore {
     }
     return statement;
   }
+}
+
+/** Values per row in PreparedWrites' flat arrays. */
+const ACCOUNT_ROW = 5;
+const TRANSACTION_ROW = 12;
+const BALANCE_ROW = 4;
+/** The fields of each counter, in the order PreparedCounter.values holds them. */
+const COUNTER_FIELDS = {
+  currencyTotals: ['accountCount', 'transactionCount', 'totalBalance'],
+  volumeBuckets: ['count', 'amount'],
+} as const;
+
+/**
+ * One counter document's steps, flat: `positions[i]` and then its fields (COUNTER_FIELDS order) at
+ * `values[i * width ...]`. The same steps as the CounterIncrement, in fewer objects.
+ */
+export interface PreparedCounter {
+  collection: CounterCollection;
+  id: string;
+  /** currencyTotals: [currency]; volumeBuckets: [currency, interval, canonical start]. */
+  keys: string[];
+  positions: string[];
+  values: bigint[];
+}
+
+/**
+ * A batch's writes as this store's rows, checked and serialized (prepareWrites): flat arrays of
+ * strings and numbers, so that a rebuild can make them on one thread and hand them to the writing
+ * one for little more than the copy of their bytes.
+ */
+export interface PreparedWrites {
+  /** ACCOUNT_ROW values per account: id, position, currency, transaction_count, doc. */
+  accounts: Array<string | number>;
+  /** TRANSACTION_ROW values per transaction: the ten columns of the transactions table, then its first and second account id (null when absent). */
+  transactions: Array<string | number | bigint | null>;
+  /** BALANCE_ROW values per row: account_id, at_ms, seq, balance. */
+  balanceHistory: Array<string | number>;
+  counters: PreparedCounter[];
+}
+
+/** Where writeRows puts each row of a batch: the store's statements (applyBatch), or PreparedWrites (prepareWrites). */
+interface RowSink {
+  account(id: string, position: string, currency: string, transactionCount: number, doc: string): void;
+  transaction(
+    createdSeq: number,
+    id: string,
+    position: string,
+    createdAt: string,
+    kind: string,
+    status: string,
+    amountMinor: bigint,
+    large: number,
+    currency: string,
+    doc: string,
+    firstAccountId: string | null,
+    secondAccountId: string | null,
+  ): void;
+  counter(counter: PreparedCounter): void;
+  balance(accountId: string, atMs: number, seq: number, balance: string): void;
+}
+
+/**
+ * The rows SqliteReadModelStore writes for `writes`, into `sink`, in their order; throws on a write
+ * that breaks the store's rules. Pure apart from the sink: runs on any thread.
+ */
+function writeRows(writes: readonly ReadModelWrite[], sink: RowSink): void {
+  for (const write of writes) {
+    switch (write.collection) {
+      case 'accounts': {
+        const doc = write.doc;
+        assertDocId(doc._id, doc.id, 'account');
+        assertPosition(doc.position, `account ${doc._id}`);
+        sink.account(doc._id, doc.position, doc.currency, doc.transactionCount, JSON.stringify(doc));
+        break;
+      }
+      case 'transactions': {
+        const doc = write.doc;
+        assertDocId(doc._id, doc.id, 'transaction');
+        assertPosition(doc.position, `transaction ${doc._id}`);
+        assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
+        if (doc.accountIds.length > 2) throw new Error(`transaction ${doc._id}: ${doc.accountIds.length} accountIds, expected at most two (from and to)`);
+        sink.transaction(
+          createdSeqOf(doc.createdPosition),
+          doc._id,
+          doc.position,
+          canonicalInstant(doc.createdAt, `transaction ${doc._id} createdAt`),
+          doc.kind,
+          doc.status,
+          int64Amount(doc.amount, `transaction ${doc._id} amount`),
+          doc.large ? 1 : 0,
+          doc.currency,
+          slimTransactionJson(doc),
+          doc.accountIds[0] ?? null,
+          doc.accountIds[1] ?? null,
+        );
+        break;
+      }
+      case 'currencyTotals': {
+        const increment = write.increment;
+        assertDocId(increment._id, increment.keys.currency, 'currency totals');
+        sink.counter(preparedCounter('currencyTotals', increment, [increment.keys.currency]));
+        break;
+      }
+      case 'volumeBuckets': {
+        const { _id, keys } = write.increment;
+        const start = canonicalInstant(keys.start, `volume bucket ${_id} start`);
+        assertDocId(_id, volumeBucketId(keys.currency, keys.interval, start), 'volume bucket');
+        sink.counter(preparedCounter('volumeBuckets', write.increment, [keys.currency, keys.interval, start]));
+        break;
+      }
+      case 'balanceHistory': {
+        const doc = write.doc;
+        assertDocId(doc._id, `${doc.accountId}:${doc.position}`, 'balance history');
+        assertPosition(doc.position, `balance history ${doc._id}`);
+        sink.balance(doc.accountId, epochMs(doc.at, `balance history ${doc._id} at`), createdSeqOf(doc.position), doc.balance);
+        break;
+      }
+      default: {
+        const unknownWrite: never = write;
+        throw new Error(`unknown read-model collection in ${JSON.stringify(unknownWrite)}`);
+      }
+    }
+  }
+}
+
+/**
+ * The rows SqliteReadModelStore writes for `writes` (see writeRows), gathered for applyPreparedBatch,
+ * perhaps on another thread; throws, before anything is written, on a write that breaks the store's rules.
+ */
+export function prepareWrites(writes: readonly ReadModelWrite[]): PreparedWrites {
+  const prepared: PreparedWrites = { accounts: [], transactions: [], balanceHistory: [], counters: [] };
+  writeRows(writes, {
+    account(id, position, currency, transactionCount, doc) {
+      prepared.accounts.push(id, position, currency, transactionCount, doc);
+    },
+    transaction(createdSeq, id, position, createdAt, kind, status, amountMinor, large, currency, doc, firstAccountId, secondAccountId) {
+      prepared.transactions.push(createdSeq, id, position, createdAt, kind, status, amountMinor, large, currency, doc, firstAccountId, secondAccountId);
+    },
+    counter(counter) {
+      prepared.counters.push(counter);
+    },
+    balance(accountId, atMs, seq, balance) {
+      prepared.balanceHistory.push(accountId, atMs, seq, balance);
+    },
+  });
+  return prepared;
+}
+
+/** Puts prepared rows into the sink, table by table, each in its order (the tables are independent). */
+function replayPrepared(prepared: PreparedWrites, sink: RowSink): void {
+  const a = prepared.accounts;
+  for (let i = 0; i < a.length; i += ACCOUNT_ROW) sink.account(a[i] as string, a[i + 1] as string, a[i + 2] as string, a[i + 3] as number, a[i + 4] as string);
+  const t = prepared.transactions;
+  for (let i = 0; i < t.length; i += TRANSACTION_ROW) {
+    sink.transaction(
+      t[i] as number,
+      t[i + 1] as string,
+      t[i + 2] as string,
+      t[i + 3] as string,
+      t[i + 4] as string,
+      t[i + 5] as string,
+      t[i + 6] as bigint,
+      t[i + 7] as number,
+      t[i + 8] as string,
+      t[i + 9] as string,
+      t[i + 10] as string | null,
+      t[i + 11] as string | null,
+    );
+  }
+  for (const counter of prepared.counters) sink.counter(counter);
+  const b = prepared.balanceHistory;
+  for (let i = 0; i < b.length; i += BALANCE_ROW) sink.balance(b[i] as string, b[i + 1] as number, b[i + 2] as number, b[i + 3] as string);
+}
+
+function preparedCounter<C extends CounterCollection>(collection: C, increment: CounterIncrement<C>, keys: string[]): PreparedCounter {
+  const fields = COUNTER_FIELDS[collection];
+  const positions: string[] = [];
+  const values: bigint[] = [];
+  let previous: string | null = null;
+  for (const step of increment.steps) {
+    if (previous !== null && step.position <= previous) throw new Error(`invariant: counter ${increment._id} steps out of order at ${step.position}`);
+    previous = step.position;
+    positions.push(step.position);
+    const add = step.add as Record<string, bigint | undefined>;
+    for (const field of fields) values.push(add[field] ?? 0n);
+  }
+  if (previous !== null) assertPosition(previous, `${collection === 'currencyTotals' ? 'currency totals' : 'volume bucket'} ${increment._id}`);
+  return { collection, id: increment._id, keys, positions, values };
+}
+
+/** counterTotal for a PreparedCounter: the sum of the steps newer than `storedPosition` (fields in COUNTER_FIELDS order), or null when none is. */
+function preparedCounterTotal(counter: PreparedCounter, storedPosition: string | null): { add: bigint[]; position: string } | null {
+  const { positions, values } = counter;
+  const last = positions.at(-1);
+  if (last === undefined || (storedPosition !== null && last <= storedPosition)) return null;
+  const width = COUNTER_FIELDS[counter.collection].length;
+  const add = new Array<bigint>(width).fill(0n);
+  for (let i = 0; i < positions.length; i += 1) {
+    if (storedPosition !== null && positions[i]! <= storedPosition) continue;
+    for (let f = 0; f < width; f += 1) add[f] = add[f]! + values[i * width + f]!;
+  }
+  return { add, position: last };
 }
 
 /**

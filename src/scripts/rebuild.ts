@@ -45,7 +45,8 @@ async function main(): Promise<number> {
 
   const config = loadConfig(process.env);
   if (!config.eventStoreUrl || !config.mongoDbUrl) assertSqliteDriverLoads();
-  const eventStore: EventStore = config.eventStoreUrl ? EventStoreDbEventStore.connect(config.eventStoreUrl) : SqliteEventStore.open(join(config.dataDir, 'events.sqlite'));
+  const eventStoreFile = config.eventStoreUrl ? undefined : join(config.dataDir, 'events.sqlite');
+  const eventStore: EventStore = eventStoreFile === undefined ? EventStoreDbEventStore.connect(config.eventStoreUrl!) : SqliteEventStore.open(eventStoreFile);
   if (config.mongoDbUrl && values['read-models'] !== undefined) {
     console.error('--read-models names an embedded file, but MONGODB_URL is set: unset it, or give MONGODB_URL another database');
     return 2;
@@ -72,6 +73,7 @@ async function main(): Promise<number> {
   try {
     const finished = await rebuildProjections(eventStore, readModels, projectors, {
       batchSizeMax,
+      eventStoreFile,
       shouldStop: () => stopping,
       onStart: ({ totalEvents, resumed }) => {
         if (resumed) console.log('resuming an interrupted rebuild');
