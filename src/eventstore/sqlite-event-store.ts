@@ -196,8 +196,15 @@ export class SqliteEventStore implements EventStore {
     this.appendTransaction = (streamId, events, expected) => transaction.immediate(streamId, events, expected);
   }
 
-  /** Opens (or creates) the store in `filePath`, creating its parent directories. */
-  static open(filePath: string): SqliteEventStore {
+  /**
+   * Opens (or creates) the store in `filePath`, creating its parent directories; with `mustExist`,
+   * only a file that exists (another connection's store, say), and fails otherwise.
+   */
+  static open(filePath: string, options: { mustExist?: boolean } = {}): SqliteEventStore {
+    if (options.mustExist) {
+      if (!fs.existsSync(filePath)) throw new Error(`no embedded event store at ${filePath}`);
+      return new SqliteEventStore(new Database(filePath, { fileMustExist: true }));
+    }
     fs.mkdirSync(path.dirname(path.resolve(filePath)), { recursive: true });
     return new SqliteEventStore(new Database(filePath));
   }

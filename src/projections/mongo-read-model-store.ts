@@ -23,7 +23,7 @@
 import { Long, MongoClient, type AnyBulkWriteOperation, type Collection, type Db, type Filter, type IndexDescription, MongoBulkWriteError, type MongoServerError } from 'mongodb';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isPosition } from '../domain/position';
-import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
+import { assertDocId, assertLimit, assertPosition, assertTransactionAccounts, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
   READ_MODEL_COLLECTIONS,
   VOLUME_INTERVALS,
@@ -632,6 +632,7 @@ function toStoredTransaction(doc: TransactionDoc): StoredTransaction {
   assertDocId(doc._id, doc.id, 'transaction');
   assertPosition(doc.position, `transaction ${doc._id}`);
   assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
+  assertTransactionAccounts(doc.accountIds, doc._id);
   const { metadata, ...fields } = doc;
   return {
     ...fields,

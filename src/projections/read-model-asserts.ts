@@ -17,6 +17,13 @@ export function assertDocId(id: string, expected: string, what: string): void {
   if (id !== expected) throw new Error(`invariant: ${what} document _id "${id}" should be "${expected}"`);
 }
 
+/** A transaction touches its from and/or to account: at most two, which the stores' per-account history keys on. */
+export function assertTransactionAccounts(accountIds: readonly string[], id: string): void {
+  if (!Array.isArray(accountIds) || accountIds.length > 2 || accountIds.some((accountId) => typeof accountId !== 'string')) {
+    throw new Error(`invariant: transaction ${id} has accountIds ${JSON.stringify(accountIds)}, expected at most two account ids (from and to)`);
+  }
+}
+
 /** Exact conversion from the digit string: a float would round amounts above 2^53. */
 export function int64Amount(value: string, what: string): bigint {
   const parsed = parseAmount(value);

@@ -20,7 +20,8 @@ function run(): void {
     if (!projector) throw new Error(`unknown projection "${name}"`);
     return projector;
   });
-  const store = SqliteEventStore.open(data.eventStoreFile);
+  // The rebuilding thread's store: a path that names no file is a mistake, not an empty ledger.
+  const store = SqliteEventStore.open(data.eventStoreFile, { mustExist: true });
   const checkpoints = new Map<string, Checkpoint | null>(data.checkpoints);
   let after = data.after;
   let credit = data.credit;
@@ -39,9 +40,11 @@ function run(): void {
       after = chunk.after;
       // Rows, not documents: a structured clone of the documents costs the receiving thread about what reading them cost here.
       post({ type: 'chunk', chunk: { ...chunk, writes: [], prepared: prepareWrites(chunk.writes) } });
+      // The rebuilding thread finishes with that chunk.
+      if (chunk.exhausted) ended = true;
     }
   };
-  const fail = (error: Error) => post({ type: 'error', name: error.name, message: error.message, stack: error.stack ?? '' });
+  const fail = (error: unknown) => post(errorMessage(error));
   let busy = false;
   const pump = (): void => {
     if (busy || ended) return;
@@ -52,7 +55,7 @@ function run(): void {
         // Credit only arrives between turns, so this is for one that came while the last post was made.
         if (credit > 0) pump();
       },
-      (error: Error) => {
+      (error: unknown) => {
         ended = true;
         fail(error);
       },
@@ -64,12 +67,16 @@ function run(): void {
     pump();
   });
   pump();
-  parent.once('close', () => void store.close());
 }
 
+function errorMessage(error: unknown): ReadAheadMessage {
+  if (error instanceof Error) return { type: 'error', name: error.name, message: error.message, stack: error.stack ?? '' };
+  return { type: 'error', name: 'Error', message: String(error), stack: '' };
+}
+
+// The connection closes with the thread (terminate() or the end of the rebuilding process).
 try {
   run();
 } catch (error) {
-  const e = error as Error;
-  parentPort?.postMessage({ type: 'error', name: e.name, message: e.message, stack: e.stack ?? '' } satisfies ReadAheadMessage);
+  parentPort?.postMessage(errorMessage(error));
 }

@@ -44,7 +44,10 @@ export interface RebuildOptions {
   eventStoreFile?: string;
 }
 
-/** Chunks a read-ahead worker may have projected and not yet seen written: memory for speed. */
+/**
+ * Chunks the read-ahead worker may have ready beyond the one being written (credit comes back when a
+ * chunk is taken): at most three chunks' rows are alive at once, plus the events of the one being read.
+ */
 export const READ_AHEAD_CHUNKS = 2;
 
 /** A chunk of events read and projected: what the store writes next, in order. */
@@ -59,6 +62,8 @@ export interface ProjectedChunk {
   lastLedgerRevision: number | null;
   /** Store position of the chunk's last event: where the next chunk is read from. */
   after: string;
+  /** The store had no more events after this chunk when it was read: the rebuild is done once it is written. */
+  exhausted: boolean;
 }
 
 /**
@@ -74,9 +79,13 @@ export async function readProjectedChunk(
 ): Promise<ProjectedChunk | null> {
   const chunk: RecordedEvent[] = [];
   let cursor = after;
+  let exhausted = false;
   while (chunk.length < chunkEventsMax) {
     const page = await eventStore.readAll({ after: cursor, maxCount: Math.min(READ_COUNT_MAX, chunkEventsMax - chunk.length) });
-    if (page.length === 0) break;
+    if (page.length === 0) {
+      exhausted = true;
+      break;
+    }
     for (const event of page) chunk.push(event);
     cursor = page.at(-1)!.storePosition;
   }
@@ -88,7 +97,7 @@ export async function readProjectedChunk(
   for (let i = chunk.length - 1; i >= 0 && lastLedgerRevision === null; i -= 1) {
     if (chunk[i]!.streamId === LEDGER_STREAM) lastLedgerRevision = Number(chunk[i]!.revision);
   }
-  return { writes: projected.writes, checkpoints: projected.checkpoints, events: chunk.length, lastLedgerRevision, after: last.storePosition };
+  return { writes: projected.writes, checkpoints: projected.checkpoints, events: chunk.length, lastLedgerRevision, after: last.storePosition, exhausted };
 }
 
 /** Where the rebuild takes its projected chunks from, in order; null once the events are exhausted. */
@@ -243,6 +252,11 @@ export async function rebuildProjections(eventStore: EventStore, store: ReadMode
       processedEvents += chunk.events;
       if (chunk.lastLedgerRevision !== null) doneEvents = chunk.lastLedgerRevision + 1;
       options.onProgress?.({ doneEvents, totalEvents: Math.max(totalEvents, doneEvents), processedEvents, resumed });
+      // As the one-thread rebuild always did: a short chunk that met the end finishes it, whatever shouldStop says now.
+      if (chunk.exhausted) {
+        finished = true;
+        break;
+      }
     }
   } finally {
     await source.close();

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { INT64_MAX, INT64_MIN, isInt64 } from '../domain/money';
 import { isoTime, epochMs as parseEpochMs } from '../domain/state';
 import { EVENTS_PER_ENTRY_MAX, formatPosition, isPosition, parsePosition } from '../domain/position';
-import { assertDocId, assertLimit, assertPosition, assertVolumeQuery, int64Amount } from './read-model-asserts';
+import { assertDocId, assertLimit, assertPosition, assertTransactionAccounts, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
   volumeBucketId,
   type CounterCollection,
@@ -679,7 +679,7 @@ function writeRows(writes: readonly ReadModelWrite[], sink: RowSink): void {
         assertDocId(doc._id, doc.id, 'transaction');
         assertPosition(doc.position, `transaction ${doc._id}`);
         assertPosition(doc.createdPosition, `transaction ${doc._id} createdPosition`);
-        if (doc.accountIds.length > 2) throw new Error(`transaction ${doc._id}: ${doc.accountIds.length} accountIds, expected at most two (from and to)`);
+        assertTransactionAccounts(doc.accountIds, doc._id);
         sink.transaction(
           createdSeqOf(doc.createdPosition),
           doc._id,

@@ -179,6 +179,16 @@ export function readModelStoreContract(name: string, open: OpenReadModelStore): 
         expect((await store.findTransactions({}, null, 10)).docs).toEqual([bare, doc]);
       });
 
+      it('refuses a transaction with more than two accounts, writing nothing of its batch', async () => {
+        const fine = transaction('tx-ok', p(30), { kind: 'DEPOSIT', status: 'SETTLED', amount: '5', toAccountId: 'b', createdAt: at(8), large: false });
+        const three = { ...transaction('tx-3', p(31), { kind: 'TRANSFER', status: 'SETTLED', amount: '5', fromAccountId: 'a', toAccountId: 'b', createdAt: at(8), large: false }), accountIds: ['a', 'b', 'c'] };
+        await expect(store.applyBatch([transactionWrite(fine), transactionWrite(three)], { transactions: { position: p(31), storePosition: '31', updatedAtMs: 1 } })).rejects.toThrow(
+          /transaction tx-3 has accountIds \["a","b","c"\], expected at most two/,
+        );
+        expect(await store.getTransactions(['tx-ok', 'tx-3'])).toEqual([null, null]);
+        expect(await store.loadCheckpoint('transactions')).toBeNull();
+      });
+
       it('balance history, read back through balanceAt with its exact digits', async () => {
         await store.applyBatch([historyWrite(history('a', at(1), p(1), INT64_MAX_DIGITS))], {});
         expect(await store.balanceAt('a', at(1))).toBe(INT64_MAX_DIGITS);

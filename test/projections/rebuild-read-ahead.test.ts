@@ -114,9 +114,30 @@ describe('rebuild with read-ahead (eventStoreFile)', () => {
     }
   });
 
+  it('finishes when the chunk that met the end is written, even if asked to stop just then (both paths)', async () => {
+    for (const eventStoreFile of [undefined, eventsFile]) {
+      let stop = false;
+      const file = join(dir, `stop-at-end-${eventStoreFile ? 'ahead' : 'one-thread'}.sqlite`);
+      const finished = await rebuild(file, {
+        batchSizeMax: 97,
+        eventStoreFile,
+        onProgress: ({ doneEvents, totalEvents }) => (stop = doneEvents === totalEvents),
+        shouldStop: () => stop,
+      });
+      expect({ eventStoreFile, finished }).toEqual({ eventStoreFile, finished: true });
+      expect(stop).toBe(true);
+    }
+  });
+
+  it('fails clearly when the event store file it is given does not exist, writing nothing', async () => {
+    const file = join(dir, 'from-nowhere.sqlite');
+    await expect(rebuild(file, { eventStoreFile: join(dir, 'no-such-events.sqlite') })).rejects.toThrow(/no embedded event store at .*no-such-events\.sqlite/);
+    expect(rows(file).transactions).toEqual([]);
+  });
+
   it('refuses a transaction document with more than two accounts before writing anything', async () => {
     const position = '0000000000000001-000000';
     const doc = { _id: 't1', id: 't1', position, createdPosition: position, accountIds: ['a', 'b', 'c'] } as unknown as TransactionDoc;
-    expect(() => prepareWrites([{ collection: 'transactions', doc }])).toThrow(/more than two|at most two/);
+    expect(() => prepareWrites([{ collection: 'transactions', doc }])).toThrow(/expected at most two account ids/);
   });
 });
