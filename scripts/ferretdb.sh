@@ -52,8 +52,22 @@ build() {
   echo "$binary"
 }
 
+# A free port below the kernel's ephemeral range (as test/support/free-port.ts picks them): until
+# FerretDB binds it, no outgoing connection can take it, and the readiness probe below cannot connect
+# to itself on it (TCP simultaneous open, possible only on a port the kernel could give the probe).
 free_port() {
-  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+  node -e '
+    const fs = require("node:fs"), net = require("node:net");
+    let low = 32768;
+    try { low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low; } catch {}
+    const attempt = (left) => {
+      const port = 10000 + Math.floor(Math.random() * (low - 10000));
+      const probe = net.createServer();
+      probe.once("error", () => (left > 0 ? attempt(left - 1) : process.exit(1)));
+      probe.listen(port, "127.0.0.1", () => probe.close(() => console.log(port)));
+    };
+    attempt(100);
+  '
 }
 
 start() {
