@@ -575,7 +575,7 @@ async function profileCluster(spread: boolean): Promise<ClusterProfile> {
 // ---- reference figures when run alone ----------------------------------------------------------
 
 async function startSingleServer(name: string, script: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const [port] = await freePorts(1);
+  const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const server = spawnServer(name, script, { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' }, origin);
   try {

@@ -52,7 +52,8 @@ build() {
   echo "$binary"
 }
 
-# A free port below the kernel's ephemeral range (as test/support/free-port.ts picks them): until
+# A free port below the kernel's ephemeral range, as test/support/free-port.ts picks them (not called
+# from here: .ci/run starts FerretDB before npm install, so neither tsx nor the helper is there yet). Until
 # FerretDB binds it, no outgoing connection can take it, and the readiness probe below cannot connect
 # to itself on it (TCP simultaneous open, possible only on a port the kernel could give the probe).
 free_port() {

@@ -64,10 +64,6 @@ export function refuse(res: ServerResponse, status: number, code: string, messag
 }
 
 /**
- * Checks the body size declared by the request; a body without a declared length is refused
- * (411) so that nothing reads an unbounded stream.
- */
-/**
  * What yoga is told about bodies when checkBodySize guards the server: its own limiter is off. The
  * size is settled before yoga (a Content-Length is required and bounded, and Node's parser reads
  * exactly that many bytes, refusing a body also sent chunked). yoga's limiter would wrap every body
@@ -76,6 +72,10 @@ export function refuse(res: ServerResponse, status: number, code: string, messag
  */
 export const YOGA_BODY_OPTIONS = { maxRequestBodySize: false } as const;
 
+/**
+ * Checks the body size declared by the request; a body without a declared length is refused
+ * (411) so that nothing reads an unbounded stream.
+ */
 export function checkBodySize(req: IncomingMessage, res: ServerResponse, bodyBytesMax: number): boolean {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return true;
   const declared = req.headers['content-length'];

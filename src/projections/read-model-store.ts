@@ -138,26 +138,61 @@ export function writeId(write: ReadModelWrite): string {
 }
 
 /**
- * The sum of the steps newer than `storedPosition` (null: the document does not exist yet), and the
- * position to store; null when every step is already applied. Stores call this to honour the guard.
+ * A counter's steps as two flat arrays: `positions[i]`, and its `fields` at `values[i * fields.length ...]`.
+ * The same steps in a few objects instead of two per step: cheap to hand to another thread.
+ */
+export interface FlatCounterSteps {
+  fields: readonly string[];
+  positions: string[];
+  values: bigint[];
+}
+
+/** The increment's steps, flat, checked in strictly increasing position order; `fields` default to the first step's. */
+export function flattenCounterSteps<C extends CounterCollection>(increment: CounterIncrement<C>, fields: readonly string[] = Object.keys(increment.steps[0]?.add ?? {})): FlatCounterSteps {
+  const positions: string[] = [];
+  const values: bigint[] = [];
+  let previous: string | null = null;
+  for (const step of increment.steps) {
+    if (previous !== null && step.position <= previous) throw new Error(`invariant: counter ${increment._id} steps out of order at ${step.position}`);
+    previous = step.position;
+    positions.push(step.position);
+    const add = step.add as Record<string, bigint | undefined>;
+    for (const field of fields) values.push(add[field] ?? 0n);
+  }
+  return { fields, positions, values };
+}
+
+/**
+ * The sum of the steps newer than `storedPosition` (null: the document does not exist yet), field by
+ * field in `steps.fields` order, and the position to store; null when every step is already applied.
+ */
+export function flatCounterTotal(steps: FlatCounterSteps, storedPosition: string | null): { add: bigint[]; position: string } | null {
+  const { positions, values } = steps;
+  const last = positions.at(-1);
+  if (last === undefined || (storedPosition !== null && last <= storedPosition)) return null;
+  const width = steps.fields.length;
+  const add = new Array<bigint>(width).fill(0n);
+  for (let i = 0; i < positions.length; i += 1) {
+    if (storedPosition !== null && positions[i]! <= storedPosition) continue;
+    for (let f = 0; f < width; f += 1) add[f] = add[f]! + values[i * width + f]!;
+  }
+  return { add, position: last };
+}
+
+/**
+ * flatCounterTotal of an increment, its sums by field name. Stores call this (or flatCounterTotal)
+ * to honour the guard.
  */
 export function counterTotal<C extends CounterCollection>(
   increment: CounterIncrement<C>,
   storedPosition: string | null,
 ): { add: CounterFields[C]; position: string } | null {
-  const last = increment.steps.at(-1);
-  if (!last || (storedPosition !== null && last.position <= storedPosition)) return null;
+  const steps = flattenCounterSteps(increment);
+  const total = flatCounterTotal(steps, storedPosition);
+  if (!total) return null;
   const add = {} as Record<string, bigint>;
-  let previous: string | null = null;
-  for (const step of increment.steps) {
-    if (previous !== null && step.position <= previous) throw new Error(`invariant: counter ${increment._id} steps out of order at ${step.position}`);
-    previous = step.position;
-    if (storedPosition !== null && step.position <= storedPosition) continue;
-    const stepAdd = step.add as Record<string, bigint>;
-    // for-in, not Object.entries: a batch sums thousands of steps, and the pairs' arrays were garbage.
-    for (const field in stepAdd) add[field] = (add[field] ?? 0n) + stepAdd[field]!;
-  }
-  return { add: add as CounterFields[C], position: last.position };
+  steps.fields.forEach((field, f) => (add[field] = total.add[f]!));
+  return { add: add as CounterFields[C], position: total.position };
 }
 
 /** UTC start of the bucket holding `instant` (ISO 8601), canonical ISO form. */

@@ -39,7 +39,8 @@ function run(): void {
       }
       after = chunk.after;
       // Rows, not documents: a structured clone of the documents costs the receiving thread about what reading them cost here.
-      post({ type: 'chunk', chunk: { ...chunk, writes: [], prepared: prepareWrites(chunk.writes) } });
+      const { writes, ...progress } = chunk;
+      post({ type: 'chunk', chunk: { ...progress, prepared: prepareWrites(writes) } });
       // The rebuilding thread finishes with that chunk.
       if (chunk.exhausted) ended = true;
     }

@@ -50,11 +50,8 @@ export interface RebuildOptions {
  */
 export const READ_AHEAD_CHUNKS = 2;
 
-/** A chunk of events read and projected: what the store writes next, in order. */
-export interface ProjectedChunk {
-  writes: ReadModelWrite[];
-  /** The writes as the embedded store's rows, when made on the reading thread (the writes are then empty). */
-  prepared?: PreparedWrites;
+/** What a chunk of events read and projected comes with besides its writes. */
+interface ChunkProgress {
   checkpoints: Record<string, Checkpoint>;
   /** Events read (of every stream). */
   events: number;
@@ -64,6 +61,16 @@ export interface ProjectedChunk {
   after: string;
   /** The store had no more events after this chunk when it was read: the rebuild is done once it is written. */
   exhausted: boolean;
+}
+
+/** A chunk of events read and projected: what the store writes next, in order. */
+export interface ProjectedChunk extends ChunkProgress {
+  writes: ReadModelWrite[];
+}
+
+/** The same, its writes made the embedded store's rows (prepareWrites) on the reading thread. */
+export interface PreparedChunk extends ChunkProgress {
+  prepared: PreparedWrites;
 }
 
 /**
@@ -102,7 +109,7 @@ export async function readProjectedChunk(
 
 /** Where the rebuild takes its projected chunks from, in order; null once the events are exhausted. */
 interface ChunkSource {
-  next(): Promise<ProjectedChunk | null>;
+  next(): Promise<ProjectedChunk | PreparedChunk | null>;
   close(): Promise<void>;
 }
 
@@ -127,7 +134,7 @@ export interface ReadAheadWorkerData {
   chunkEventsMax: number;
   credit: number;
 }
-export type ReadAheadMessage = { type: 'chunk'; chunk: ProjectedChunk } | { type: 'end' } | { type: 'error'; name: string; message: string; stack: string };
+export type ReadAheadMessage = { type: 'chunk'; chunk: PreparedChunk } | { type: 'end' } | { type: 'error'; name: string; message: string; stack: string };
 export type ReadAheadRequest = { type: 'credit' };
 
 /** Chunks from rebuild-worker.ts, taken in the order it posts them; each one taken lets it read one more. */
@@ -247,7 +254,7 @@ export async function rebuildProjections(eventStore: EventStore, store: ReadMode
         finished = true;
         break;
       }
-      if (chunk.prepared) await (store as SqliteReadModelStore).applyPreparedBatch(chunk.prepared, chunk.checkpoints);
+      if ('prepared' in chunk) await (store as SqliteReadModelStore).applyPreparedBatch(chunk.prepared, chunk.checkpoints);
       else await store.applyBatch(chunk.writes, chunk.checkpoints);
       processedEvents += chunk.events;
       if (chunk.lastLedgerRevision !== null) doneEvents = chunk.lastLedgerRevision + 1;

@@ -15,7 +15,10 @@ import { isoTime, epochMs as parseEpochMs } from '../domain/state';
 import { EVENTS_PER_ENTRY_MAX, formatPosition, isPosition, parsePosition } from '../domain/position';
 import { assertDocId, assertLimit, assertPosition, assertTransactionAccounts, assertVolumeQuery, int64Amount } from './read-model-asserts';
 import {
+  flatCounterTotal,
+  flattenCounterSteps,
   volumeBucketId,
+  type FlatCounterSteps,
   type CounterCollection,
   type CounterIncrement,
   type AccountDoc,
@@ -551,7 +554,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   private applyCurrencyTotals(counter: PreparedCounter): void {
     const currency = counter.keys[0]!;
     const row = this.selectCurrencyTotals.get(currency);
-    const total = preparedCounterTotal(counter, row?.position ?? null);
+    const total = flatCounterTotal(counter.steps, row?.position ?? null);
     if (!total) return;
     const [accountCount, transactionCount, totalBalance] = total.add as [bigint, bigint, bigint];
     this.upsertCurrencyTotals.run(
@@ -566,7 +569,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   private applyVolumeBucket(counter: PreparedCounter): void {
     const [currency, interval, start] = counter.keys as [string, string, string];
     const row = this.selectVolumeBucket.get(currency, interval, start);
-    const total = preparedCounterTotal(counter, row?.position ?? null);
+    const total = flatCounterTotal(counter.steps, row?.position ?? null);
     if (!total) return;
     const [count, amount] = total.add as [bigint, bigint];
     this.upsertVolumeBucket.run(
@@ -605,23 +608,19 @@ export class SqliteReadModelStore implements ReadModelStore {
 const ACCOUNT_ROW = 5;
 const TRANSACTION_ROW = 12;
 const BALANCE_ROW = 4;
-/** The fields of each counter, in the order PreparedCounter.values holds them. */
+/** The fields of each counter, in the order its PreparedCounter's steps hold them. */
 const COUNTER_FIELDS = {
   currencyTotals: ['accountCount', 'transactionCount', 'totalBalance'],
   volumeBuckets: ['count', 'amount'],
 } as const;
 
-/**
- * One counter document's steps, flat: `positions[i]` and then its fields (COUNTER_FIELDS order) at
- * `values[i * width ...]`. The same steps as the CounterIncrement, in fewer objects.
- */
+/** One counter document's increment, its steps flat (fields in COUNTER_FIELDS order). */
 export interface PreparedCounter {
   collection: CounterCollection;
   id: string;
   /** currencyTotals: [currency]; volumeBuckets: [currency, interval, canonical start]. */
   keys: string[];
-  positions: string[];
-  values: bigint[];
+  steps: FlatCounterSteps;
 }
 
 /**
@@ -774,33 +773,10 @@ function replayPrepared(prepared: PreparedWrites, sink: RowSink): void {
 }
 
 function preparedCounter<C extends CounterCollection>(collection: C, increment: CounterIncrement<C>, keys: string[]): PreparedCounter {
-  const fields = COUNTER_FIELDS[collection];
-  const positions: string[] = [];
-  const values: bigint[] = [];
-  let previous: string | null = null;
-  for (const step of increment.steps) {
-    if (previous !== null && step.position <= previous) throw new Error(`invariant: counter ${increment._id} steps out of order at ${step.position}`);
-    previous = step.position;
-    positions.push(step.position);
-    const add = step.add as Record<string, bigint | undefined>;
-    for (const field of fields) values.push(add[field] ?? 0n);
-  }
-  if (previous !== null) assertPosition(previous, `${collection === 'currencyTotals' ? 'currency totals' : 'volume bucket'} ${increment._id}`);
-  return { collection, id: increment._id, keys, positions, values };
-}
-
-/** counterTotal for a PreparedCounter: the sum of the steps newer than `storedPosition` (fields in COUNTER_FIELDS order), or null when none is. */
-function preparedCounterTotal(counter: PreparedCounter, storedPosition: string | null): { add: bigint[]; position: string } | null {
-  const { positions, values } = counter;
-  const last = positions.at(-1);
-  if (last === undefined || (storedPosition !== null && last <= storedPosition)) return null;
-  const width = COUNTER_FIELDS[counter.collection].length;
-  const add = new Array<bigint>(width).fill(0n);
-  for (let i = 0; i < positions.length; i += 1) {
-    if (storedPosition !== null && positions[i]! <= storedPosition) continue;
-    for (let f = 0; f < width; f += 1) add[f] = add[f]! + values[i * width + f]!;
-  }
-  return { add, position: last };
+  const steps = flattenCounterSteps(increment, COUNTER_FIELDS[collection]);
+  const last = steps.positions.at(-1);
+  if (last !== undefined) assertPosition(last, `${collection === 'currencyTotals' ? 'currency totals' : 'volume bucket'} ${increment._id}`);
+  return { collection, id: increment._id, keys, steps };
 }
 
 /**
