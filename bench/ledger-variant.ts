@@ -9,6 +9,8 @@
  *                      bound for cheaper read models)
  *   tuned-readmodels   read-model SQLite with a 256 MiB page cache and rarer WAL checkpoints
  *   normal-eventstore  event-store SQLite with synchronous = NORMAL instead of FULL (not durable)
+ *   gc-stats           no change; every thread appends its garbage collections (count and ms by kind)
+ *                      and heap size at exit to $GC_STATS_FILE (default /tmp/ledger-gc-stats.jsonl)
  *
  * The stores are opened on the event-pipeline worker thread too, so every worker thread the ledger
  * starts is started through bench/ledger-variant-worker.cjs, which applies the same patches first.
@@ -18,7 +20,7 @@ import type Database from 'better-sqlite3';
 import { SqliteEventStore } from '../src/eventstore/sqlite-event-store';
 import { SqliteReadModelStore } from '../src/projections/sqlite-read-model-store';
 
-const KNOWN = ['noop-readmodels', 'tuned-readmodels', 'normal-eventstore'];
+const KNOWN = ['noop-readmodels', 'tuned-readmodels', 'normal-eventstore', 'gc-stats'];
 
 /** Applies the patches VARIANT asks for, in this thread. */
 export function applyVariantPatches(): string[] {
@@ -39,6 +41,7 @@ export function applyVariantPatches(): string[] {
       return store;
     };
   }
+  if (variants.includes('gc-stats')) recordGcStats();
   if (variants.includes('normal-eventstore')) {
     const open = SqliteEventStore.open.bind(SqliteEventStore);
     SqliteEventStore.open = (path: string) => {
@@ -48,6 +51,39 @@ export function applyVariantPatches(): string[] {
     };
   }
   return variants;
+}
+
+/** Sums this thread's GC pauses by kind and appends them, with the heap's size, to GC_STATS_FILE at exit. */
+function recordGcStats(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { PerformanceObserver, constants } = require('node:perf_hooks') as typeof import('node:perf_hooks');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { appendFileSync } = require('node:fs') as typeof import('node:fs');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { threadId } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const names: Record<number, string> = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+  };
+  const totals: Record<string, { count: number; ms: number }> = {};
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = names[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? 'other';
+      const t = (totals[kind] ??= { count: 0, ms: 0 });
+      t.count += 1;
+      t.ms += entry.duration;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const write = (): void => {
+    const memory = process.memoryUsage();
+    const line = { at: new Date().toISOString(), pid: process.pid, threadId, totals, heapUsedMiB: Math.round(memory.heapUsed / 2 ** 20), heapTotalMiB: Math.round(memory.heapTotal / 2 ** 20) };
+    appendFileSync(process.env.GC_STATS_FILE ?? '/tmp/ledger-gc-stats.jsonl', `${JSON.stringify(line)}\n`);
+  };
+  process.once('exit', write);
+  setInterval(write, 2000).unref();
 }
 
 if (require.main === module) {

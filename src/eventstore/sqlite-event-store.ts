@@ -323,7 +323,11 @@ export class SqliteEventStore implements EventStore {
         readAfter: (seq, count) => this.readAllAfter(seq, count),
         addAppendListener: (listener) => this.appendListeners.add(listener),
         removeAppendListener: (listener) => this.appendListeners.delete(listener),
-        ended: (ended) => this.subscriptions.delete(ended),
+        ended: (ended) => {
+          this.subscriptions.delete(ended);
+          this.releaseTail();
+        },
+        delivered: () => this.releaseTail(),
       },
       after,
       batchSizeMax,
@@ -350,6 +354,30 @@ export class SqliteEventStore implements EventStore {
       return this.tail.slice(from, from + maxCount);
     }
     return (this.readAllStatement.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
+  }
+
+  /**
+   * Drops the tail's events that every subscription has been handed. The tail is there for a
+   * subscription that follows the store; once delivered, keeping parsed events (whole object trees)
+   * for up to TAIL_CACHE_EVENTS_MAX more appends made each of them survive young-generation
+   * collections and be copied into the old generation: on the projection thread that was a scavenge
+   * of ~20 ms every few hundred milliseconds and a heap of ~340 MiB under batched load.
+   */
+  private releaseTail(): void {
+    if (this.tail.length === 0) return;
+    let delivered: bigint | null = null;
+    for (const subscription of this.subscriptions) {
+      if (delivered === null || subscription.deliveredUpTo < delivered) delivered = subscription.deliveredUpTo;
+    }
+    // With no subscription left nobody follows the tail; the next one starts from the file.
+    const release = delivered === null ? this.tail.length : Number(delivered + 1n - this.tailFirstSeq);
+    if (release <= 0) return;
+    if (release >= this.tail.length) {
+      this.tail = [];
+      return;
+    }
+    this.tail = this.tail.slice(release);
+    this.tailFirstSeq += BigInt(release);
   }
 
   /** `recorded`: consecutive events from `firstSeq`, as readers will see them. */
@@ -450,6 +478,8 @@ interface SubscriptionSource {
   addAppendListener(listener: () => void): void;
   removeAppendListener(listener: () => void): void;
   ended(subscription: SqliteSubscription): void;
+  /** A batch was handled: the events up to the subscription's deliveredUpTo are no longer needed for it. */
+  delivered(): void;
 }
 
 /**
@@ -461,6 +491,8 @@ class SqliteSubscription implements Subscription {
   readonly done: Promise<void>;
   private closing = false;
   private wakeWaiter: (() => void) | null = null;
+  /** Store sequence of the last event handled (or the starting point). */
+  deliveredUpTo: bigint;
 
   constructor(
     private readonly source: SubscriptionSource,
@@ -468,6 +500,7 @@ class SqliteSubscription implements Subscription {
     private readonly batchSizeMax: number,
     private readonly handler: BatchHandler,
   ) {
+    this.deliveredUpTo = after;
     this.done = this.deliver(after).finally(() => source.ended(this));
   }
 
@@ -491,6 +524,8 @@ class SqliteSubscription implements Subscription {
       }
       await this.handler(batch);
       cursor = parseSqliteStorePosition(last.storePosition);
+      this.deliveredUpTo = cursor;
+      this.source.delivered();
       // Reads are synchronous and a handler may resolve at once: without this, catching up on a long
       // backlog would run on microtasks alone and starve timers and I/O until it is done.
       await new Promise<void>((resolve) => setImmediate(resolve));

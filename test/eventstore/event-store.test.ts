@@ -172,8 +172,11 @@ describe('SqliteEventStore on disk', () => {
       list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const store = SqliteEventStore.open(file);
     const other = SqliteEventStore.open(file);
-    // The tail is kept for the store's own subscriptions (the pipeline in one thread): give it one.
-    const following = store.subscribeAll({}, async () => undefined);
+    // The tail is kept for the store's own subscriptions (the pipeline in one thread) until they have
+    // handled it: give it one that holds its first batch until the end.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const following = store.subscribeAll({}, () => held);
     try {
       const first = await store.append('tail', serialized(events(5)), 'no_stream');
       await other.append('tail-other', events(2), 'no_stream');
@@ -195,8 +198,53 @@ describe('SqliteEventStore on disk', () => {
       const last = await store.readAll({ after: (await store.readAll()).at(-2)?.storePosition });
       expect(last.map((event) => event.storePosition)).toEqual([second.storePosition]);
     } finally {
+      release();
       await following.close();
       await other.close();
+      await store.close();
+    }
+  });
+
+  it('lets go of the events it kept for its subscriptions once every one of them has handled them', async () => {
+    const serialized = (list: NewEvent[]): NewEvent[] =>
+      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
+    const store = SqliteEventStore.open(file);
+    const handled: string[][] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Two followers: the quick one handles every batch at once, the slow one holds its first.
+    const quick = store.subscribeAll({}, async (batch) => {
+      handled.push(batch.map((event) => event.id));
+    });
+    const slow = store.subscribeAll({}, () => held);
+    const turns = async (count: number) => {
+      for (let turn = 0; turn < count; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+    };
+    try {
+      await turns(3);
+      const appended = serialized(events(4));
+      await store.append('kept', appended, 'no_stream');
+      await turns(5);
+      expect(handled.flat()).toEqual(appended.map((event) => event.id));
+      // The slow follower still needs them: a read is served from memory, the very objects appended.
+      const whileHeld = await store.readAll();
+      expect(whileHeld.map((event) => event.data)).toEqual(appended.map((event) => event.data));
+      whileHeld.forEach((event, i) => expect(event.data).toBe(appended[i]!.data));
+      release();
+      await turns(5);
+      // Both have handled them now: the store keeps none, and a read parses the rows from the file.
+      const afterwards = await store.readAll();
+      expect(afterwards).toEqual(whileHeld);
+      afterwards.forEach((event, i) => expect(event.data).not.toBe(appended[i]!.data));
+      // New appends are kept again for the followers (nothing lost, nothing twice).
+      const more = serialized(events(2));
+      await store.append('kept', more, 3n);
+      await turns(5);
+      expect(handled.flat()).toEqual([...appended, ...more].map((event) => event.id));
+    } finally {
+      release();
+      await quick.close();
+      await slow.close();
       await store.close();
     }
   });
