@@ -112,13 +112,80 @@ export interface CommittedAppend {
 }
 
 /**
- * Events kept from the latest appends, so that a subscription following the tail (the projections)
- * gets them without reading them back from the file. Only for appends whose events came serialized
- * (NewEvent.json, the ledger's publisher): their caller promises not to change them, so handing the
- * same objects to readers is safe. The appends are this connection's own, or another connection's
- * handed over with acceptCommitted.
+ * At most this many appended events are kept for the subscriptions following the store (see
+ * TailCache), however far behind the slowest of them is; beyond, it reads from the file.
  */
 const TAIL_CACHE_EVENTS_MAX = 32_768;
+
+/**
+ * Events appended last that a subscription of this connection following the store's tail (the
+ * projections) has not handled yet, so that it gets them without reading them back from the file.
+ * Only for appends whose events came serialized (NewEvent.json, the ledger's publisher): their caller
+ * promises not to change them, so handing the same objects to readers is safe. The appends are this
+ * connection's own, or another connection's handed over with acceptCommitted. Consecutive in store
+ * order; what every subscription has handled is let go (see SqliteEventStore.releaseTail).
+ */
+class TailCache {
+  /** The events from `head` on are the cache; the ones before it are let go, and cut off now and then. */
+  private events: RecordedEvent[] = [];
+  private head = 0;
+  /** Store sequence of events[head]. */
+  private firstSeq = 0n;
+
+  get size(): number {
+    return this.events.length - this.head;
+  }
+
+  /** Sequence of the first event kept (meaningless when empty). */
+  get first(): bigint {
+    return this.firstSeq;
+  }
+
+  clear(): void {
+    this.events = [];
+    this.head = 0;
+  }
+
+  /** `recorded`: consecutive events from `firstSeq`, as readers will see them. */
+  add(firstSeq: bigint, recorded: readonly RecordedEvent[]): void {
+    // Another writer's events may lie before these (another process on the file): then the cache starts anew.
+    if (this.size === 0 || this.firstSeq + BigInt(this.size) !== firstSeq) {
+      this.clear();
+      this.firstSeq = firstSeq;
+    }
+    for (const event of recorded) this.events.push(event);
+    const excess = this.size - TAIL_CACHE_EVENTS_MAX;
+    if (excess > 0) this.drop(excess);
+  }
+
+  /** Up to `maxCount` events right after sequence `after`, or null when the cache does not start there or before. */
+  read(after: bigint, maxCount: number): RecordedEvent[] | null {
+    const offset = after + 1n - this.firstSeq;
+    if (this.size === 0 || offset < 0n || offset >= BigInt(this.size)) return null;
+    const from = this.head + Number(offset);
+    return this.events.slice(from, from + maxCount);
+  }
+
+  /** Lets go of the events up to and including sequence `seq`. */
+  releaseThrough(seq: bigint): void {
+    if (this.size === 0) return;
+    const count = seq + 1n - this.firstSeq;
+    if (count <= 0n) return;
+    if (count >= BigInt(this.size)) return this.clear();
+    this.drop(Number(count));
+  }
+
+  private drop(count: number): void {
+    for (let i = this.head; i < this.head + count; i += 1) this.events[i] = undefined as unknown as RecordedEvent;
+    this.head += count;
+    this.firstSeq += BigInt(count);
+    // Cut the let-go front off once it is the larger part: each event is moved a bounded number of times.
+    if (this.head > this.size) {
+      this.events = this.events.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
 
 export function formatSqliteStorePosition(seq: bigint): string {
   return seq.toString().padStart(STORE_POSITION_WIDTH, '0');
@@ -150,9 +217,8 @@ export class SqliteEventStore implements EventStore {
   private readonly appendListeners = new Set<() => void>();
   private readonly subscriptions = new Set<SqliteSubscription>();
   private closed = false;
-  /** The latest appended events, consecutive in store order from tailFirstSeq (see TAIL_CACHE_EVENTS_MAX). */
-  private tail: RecordedEvent[] = [];
-  private tailFirstSeq = 0n;
+  /** Appended events that this connection's subscriptions have not all handled yet. */
+  private readonly tail = new TailCache();
   private readonly committedListeners: Array<(appended: CommittedAppend) => void> = [];
 
   private constructor(db: Database.Database) {
@@ -236,8 +302,8 @@ export class SqliteEventStore implements EventStore {
       const serialized = outcome.consecutive && events.every((event) => event.json !== undefined);
       // Subscriptions in this connection get the events from the tail, another connection from
       // onCommitted: the data is parsed only where somebody reads it (NewEvent.data may be lazy).
-      if (this.subscriptions.size > 0 && serialized) this.keepTail(outcome.firstSeq, events.map((event, i) => recordedFromNew(event, streamId, outcome, i)));
-      else this.tail = [];
+      if (this.subscriptions.size > 0 && serialized) this.tail.add(outcome.firstSeq, events.map((event, i) => recordedFromNew(event, streamId, outcome, i)));
+      else this.tail.clear();
       if (this.committedListeners.length > 0 && serialized) {
         const appended: CommittedAppend = {
           firstSeq: outcome.firstSeq,
@@ -268,6 +334,11 @@ export class SqliteEventStore implements EventStore {
    */
   acceptCommitted(appended: CommittedAppend): void {
     this.assertOpen();
+    // Nobody here follows the store: a subscription made later reads the file.
+    if (this.subscriptions.size === 0) {
+      this.tail.clear();
+      return;
+    }
     // The rows as this connection would read them (their crc was checked when they were written).
     const recorded = appended.events.map((event, i) =>
       toRecordedEvent({
@@ -282,7 +353,9 @@ export class SqliteEventStore implements EventStore {
         crc: null,
       }),
     );
-    this.keepTail(appended.firstSeq, recorded);
+    this.tail.add(appended.firstSeq, recorded);
+    // A subscription may have read some of them from the file before they were handed over.
+    this.releaseTail();
     this.notifyAppend();
   }
 
@@ -348,52 +421,26 @@ export class SqliteEventStore implements EventStore {
   private readAllAfter(after: bigint, maxCount: number): RecordedEvent[] {
     // The rows right after `after` are the tail this process appended last: they are what a read
     // would return (the tail is consecutive in store order, and nothing is stored between its events).
-    const offset = after + 1n - this.tailFirstSeq;
-    if (this.tail.length > 0 && offset >= 0n && offset < BigInt(this.tail.length)) {
-      const from = Number(offset);
-      return this.tail.slice(from, from + maxCount);
-    }
+    const kept = this.tail.read(after, maxCount);
+    if (kept !== null) return kept;
     return (this.readAllStatement.all(after, maxCount) as EventRow[]).map(toRecordedEvent);
   }
 
   /**
-   * Drops the tail's events that every subscription has been handed. The tail is there for a
-   * subscription that follows the store; once delivered, keeping parsed events (whole object trees)
-   * for up to TAIL_CACHE_EVENTS_MAX more appends made each of them survive young-generation
-   * collections and be copied into the old generation: on the projection thread that was a scavenge
-   * of ~20 ms every few hundred milliseconds and a heap of ~340 MiB under batched load.
+   * Lets go of the tail's events that every subscription has handled. Keeping them, parsed (whole
+   * object trees), until TAIL_CACHE_EVENTS_MAX more had been appended moved every one of them into
+   * the old generation: under batched load the projection thread's heap peaked at ~360 MiB against
+   * ~170 MiB since (bench/ledger-variant.ts VARIANT=gc-stats).
    */
   private releaseTail(): void {
-    if (this.tail.length === 0) return;
+    if (this.tail.size === 0) return;
     let delivered: bigint | null = null;
     for (const subscription of this.subscriptions) {
       if (delivered === null || subscription.deliveredUpTo < delivered) delivered = subscription.deliveredUpTo;
     }
     // With no subscription left nobody follows the tail; the next one starts from the file.
-    const release = delivered === null ? this.tail.length : Number(delivered + 1n - this.tailFirstSeq);
-    if (release <= 0) return;
-    if (release >= this.tail.length) {
-      this.tail = [];
-      return;
-    }
-    this.tail = this.tail.slice(release);
-    this.tailFirstSeq += BigInt(release);
-  }
-
-  /** `recorded`: consecutive events from `firstSeq`, as readers will see them. */
-  private keepTail(firstSeq: bigint, recorded: RecordedEvent[]): void {
-    // Another writer's events may lie before these (another process on the file): then the tail starts anew.
-    const follows = this.tail.length > 0 && this.tailFirstSeq + BigInt(this.tail.length) === firstSeq;
-    if (!follows) {
-      this.tail = [];
-      this.tailFirstSeq = firstSeq;
-    }
-    for (const event of recorded) this.tail.push(event);
-    const excess = this.tail.length - TAIL_CACHE_EVENTS_MAX;
-    if (excess > 0) {
-      this.tail = this.tail.slice(excess);
-      this.tailFirstSeq += BigInt(excess);
-    }
+    if (delivered === null) this.tail.clear();
+    else this.tail.releaseThrough(delivered);
   }
 
   private appendInTransaction(streamId: string, events: NewEvent[], expected: ExpectedRevision): AppendOutcome {

@@ -205,47 +205,94 @@ describe('SqliteEventStore on disk', () => {
     }
   });
 
-  it('lets go of the events it kept for its subscriptions once every one of them has handled them', async () => {
+  it('lets go of the events it kept for its subscriptions once every one of them has handled them, and only those', async () => {
     const serialized = (list: NewEvent[]): NewEvent[] =>
       list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const store = SqliteEventStore.open(file);
-    const handled: string[][] = [];
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    // Two followers: the quick one handles every batch at once, the slow one holds its first.
+    const quickGot: RecordedEvent[] = [];
+    const slowGot: RecordedEvent[] = [];
+    // The slow follower takes two events per batch and finishes each only when the test lets it.
+    const pending: Array<() => void> = [];
     const quick = store.subscribeAll({}, async (batch) => {
-      handled.push(batch.map((event) => event.id));
+      quickGot.push(...batch);
     });
-    const slow = store.subscribeAll({}, () => held);
+    const slow = store.subscribeAll({ batchSizeMax: 2 }, (batch) => {
+      slowGot.push(...batch);
+      return new Promise<void>((resolve) => pending.push(resolve));
+    });
     const turns = async (count: number) => {
       for (let turn = 0; turn < count; turn += 1) await new Promise((resolve) => setImmediate(resolve));
     };
+    const finishSlowBatch = async () => {
+      pending.shift()!();
+      await turns(5);
+    };
     try {
       await turns(3);
-      const appended = serialized(events(4));
+      const appended = serialized(events(6));
       await store.append('kept', appended, 'no_stream');
       await turns(5);
-      expect(handled.flat()).toEqual(appended.map((event) => event.id));
-      // The slow follower still needs them: a read is served from memory, the very objects appended.
-      const whileHeld = await store.readAll();
-      expect(whileHeld.map((event) => event.data)).toEqual(appended.map((event) => event.data));
-      whileHeld.forEach((event, i) => expect(event.data).toBe(appended[i]!.data));
-      release();
-      await turns(5);
-      // Both have handled them now: the store keeps none, and a read parses the rows from the file.
+      // Both got the very objects appended, from memory.
+      expect(quickGot.map((event) => event.data)).toEqual(appended.map((event) => event.data));
+      quickGot.forEach((event, i) => expect(event.data).toBe(appended[i]!.data));
+      expect(slowGot).toHaveLength(2);
+      const reader = SqliteEventStore.open(file);
+      const positions = (await reader.readAll()).map((event) => event.storePosition);
+      await reader.close();
+      // Identity of what a read after the i-th event returns: the appended objects come from memory, others were parsed from the file.
+      const fromMemory = async (afterIndex: number | null) =>
+        (await store.readAll({ after: afterIndex === null ? null : positions[afterIndex] })).map((event) => event.data === appended[positions.indexOf(event.storePosition)]!.data);
+      // The slow one holds its first batch: all six are kept.
+      expect(await fromMemory(null)).toEqual([true, true, true, true, true, true]);
+      // Each batch it finishes lets go of exactly those two: a read from them on parses the file, one after them is served from memory.
+      await finishSlowBatch();
+      expect(slowGot).toHaveLength(4);
+      expect(await fromMemory(null)).toEqual([false, false, false, false, false, false]);
+      expect(await fromMemory(1)).toEqual([true, true, true, true]);
+      await finishSlowBatch();
+      expect(await fromMemory(2)).toEqual([false, false, false]);
+      expect(await fromMemory(3)).toEqual([true, true]);
+      expect(await store.readAll({ after: positions[3] })).toEqual((await store.readAll()).slice(4));
+      await finishSlowBatch();
+      // Both have handled all six: nothing is kept, and a read parses the rows, equal to what was delivered.
       const afterwards = await store.readAll();
-      expect(afterwards).toEqual(whileHeld);
       afterwards.forEach((event, i) => expect(event.data).not.toBe(appended[i]!.data));
-      // New appends are kept again for the followers (nothing lost, nothing twice).
+      expect(afterwards).toEqual(quickGot);
+      expect(slowGot).toEqual(quickGot);
+      // New appends are kept again and delivered from memory, nothing lost, nothing twice.
       const more = serialized(events(2));
-      await store.append('kept', more, 3n);
+      await store.append('kept', more, 5n);
       await turns(5);
-      expect(handled.flat()).toEqual([...appended, ...more].map((event) => event.id));
+      expect(quickGot.slice(6).map((event) => event.data)).toEqual(more.map((event) => event.data));
+      quickGot.slice(6).forEach((event, i) => expect(event.data).toBe(more[i]!.data));
+      await finishSlowBatch();
+      expect(slowGot.map((event) => event.id)).toEqual([...appended, ...more].map((event) => event.id));
     } finally {
-      release();
+      for (const resolve of pending) resolve();
       await quick.close();
       await slow.close();
       await store.close();
+    }
+  });
+
+  it('keeps nothing handed over from another connection while no subscription follows it', async () => {
+    const serialized = (list: NewEvent[]): NewEvent[] =>
+      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
+    const writer = SqliteEventStore.open(file);
+    const follower = SqliteEventStore.open(file);
+    const handed: CommittedAppend[] = [];
+    writer.onCommitted((appended) => handed.push(appended));
+    try {
+      const appended = serialized(events(3));
+      await writer.append('unfollowed', appended, 'no_stream');
+      follower.acceptCommitted(handed[0]!);
+      // Read from the file (parsed afresh), and equal to the writer's view.
+      const read = await follower.readAll();
+      expect(read.map((event) => event.data)).toEqual(appended.map((event) => event.data));
+      expect(read).toEqual(await writer.readAll());
+    } finally {
+      await follower.close();
+      await writer.close();
     }
   });
 
