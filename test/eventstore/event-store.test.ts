@@ -26,6 +26,11 @@ function events(count: number): NewEvent[] {
   }));
 }
 
+/** The events as the ledger's publisher hands them over: serialized once by the caller, which the store's tail relies on. */
+function serialized(list: NewEvent[]): NewEvent[] {
+  return list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
+}
+
 eventStoreContract('SqliteEventStore', async () => {
   const dir = makeTempDir();
   // A nested path: open() must create the missing parent directories.
@@ -168,8 +173,6 @@ describe('SqliteEventStore on disk', () => {
   });
 
   it('serves the events it just appended (serialized by the caller) as a fresh read of the file would, also when another instance appends between', async () => {
-    const serialized = (list: NewEvent[]): NewEvent[] =>
-      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const store = SqliteEventStore.open(file);
     const other = SqliteEventStore.open(file);
     // The tail is kept for the store's own subscriptions (the pipeline in one thread) until they have
@@ -206,8 +209,6 @@ describe('SqliteEventStore on disk', () => {
   });
 
   it('lets go of the events it kept for its subscriptions once every one of them has handled them, and only those', async () => {
-    const serialized = (list: NewEvent[]): NewEvent[] =>
-      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const store = SqliteEventStore.open(file);
     const quickGot: RecordedEvent[] = [];
     const slowGot: RecordedEvent[] = [];
@@ -276,8 +277,6 @@ describe('SqliteEventStore on disk', () => {
   });
 
   it('keeps nothing handed over from another connection while no subscription follows it', async () => {
-    const serialized = (list: NewEvent[]): NewEvent[] =>
-      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const writer = SqliteEventStore.open(file);
     const follower = SqliteEventStore.open(file);
     const handed: CommittedAppend[] = [];
@@ -297,8 +296,6 @@ describe('SqliteEventStore on disk', () => {
   });
 
   it('hands its committed appends to another connection on the file, whose subscriptions then get them as a fresh read would', async () => {
-    const serialized = (list: NewEvent[]): NewEvent[] =>
-      list.map((event) => ({ ...event, json: { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata) } }));
     const writer = SqliteEventStore.open(file);
     const follower = SqliteEventStore.open(file);
     const other = SqliteEventStore.open(file);
