@@ -9,6 +9,9 @@ import { StoresDisagreeError } from '../consensus/storage-errors';
 import { parsePosition } from '../domain/position';
 import type { EventPipeline } from './event-pipeline';
 
+/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); a longer one fires after 1 ms. */
+const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
+
 /** Adapts the pure ledger machine to the command log's state-machine port. */
 export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResult> {
   readonly ledger: LedgerMachine;
@@ -205,7 +208,9 @@ export class LedgerNode {
     if (deadline === null || deadline === this.tickAtMs) return;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     this.tickAtMs = deadline;
-    this.tickTimer = setTimeout(() => this.tick(), Math.max(0, deadline - Date.now()) + 1);
+    // A timer waits at most TIMER_DELAY_MAX_MS (Node fires a longer one after 1 ms); a hold may run 30 days,
+    // so a far deadline is reached in steps, and tick() proposes only once it is due.
+    this.tickTimer = setTimeout(() => this.tick(), Math.min(Math.max(0, deadline - Date.now()) + 1, TIMER_DELAY_MAX_MS));
     this.tickTimer.unref();
   }
 
@@ -215,6 +220,8 @@ export class LedgerNode {
     if (this.stopped) return;
     const deadline = this.machine.ledger.nextHoldDeadlineMs();
     if (deadline === null) return;
+    // Not due yet (a step towards a far deadline): wait on, write nothing.
+    if (deadline > Date.now()) return this.scheduleTick();
     // In a cluster only the leader proposes ticks (a follower's would be forwarded and doubled).
     const { role } = this.log.status();
     if (role !== 'LEADER' && role !== 'STANDALONE') {

@@ -68,3 +68,19 @@ it('a pending withdraw and a pending transfer with holdTimeoutSeconds: 1 expire 
   const cancel = (await data(`mutation($id: ID!) { cancelTransaction(input: { transactionId: $id }) { ${ERR} } }`, { id: held.transaction.id })).cancelTransaction;
   expect(cancel).toMatchObject({ __typename: 'TransactionNotPendingError', code: 'TRANSACTION_NOT_PENDING' });
 });
+
+it('a hold that runs the longest allowed (30 days, beyond what one Node timer waits) makes the node write nothing until it is due', async () => {
+  const open = `mutation($id: ID!, $initial: Amount) { openAccount(input: { id: $id, initialBalance: $initial }) { ${ERR} } }`;
+  await data(open, { id: 'long-payer', initial: '1000' });
+  const hold = (
+    await data(`mutation { withdraw(input: { accountId: "long-payer", amount: "10", pending: true, holdTimeoutSeconds: 2592000 }) { ${ERR} ... on WithdrawSuccess { position transaction { ${TX} } } } }`)
+  ).withdraw;
+  expect(Date.parse(hold.transaction.expiresAt) - Date.parse(hold.transaction.createdAt)).toBe(2_592_000_000);
+  const applied = async () => BigInt((await data('{ ledger { appliedIndex } }')).ledger.appliedIndex);
+  const before = await applied();
+  // A timer of 30 days would fire after 1 ms; the node then wrote a tick entry every millisecond or so.
+  await sleep(500);
+  expect(await applied()).toBe(before);
+  const TXQ = `query($id: ID!, $at: Position) { transaction(id: $id, atLeast: $at) { status } }`;
+  expect((await data(TXQ, { id: hold.transaction.id, at: hold.position })).transaction.status).toBe('PENDING');
+});
