@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     lines.push(
       `  JWT secret: ${secret.source === 'generated' ? 'created' : 'read'} at ${secret.path} (set LEDGER_JWT_SECRET to use your own)`,
       `  admin token (30 days): ${adminToken}`,
-      '  mint others with: npm run token -- --role teller   (roles: teller, analyst, compliance, admin)',
+      `  mint others with: ${process.env.LEDGER_DATA_DIR ? `LEDGER_DATA_DIR=${config.dataDir} ` : ''}npm run token -- --role teller   (roles: teller, analyst, compliance, admin)`,
       '  try it:',
       `    curl -s ${url} -H 'content-type: application/json' -H "authorization: Bearer ${adminToken}" \\`,
       `      -d '{"query":"mutation { openAccount(input: {id: \\"alice\\", initialBalance: \\"10000\\"}) { ... on OpenAccountSuccess { account { id balance } position } ... on LedgerError { code message } } }"}'`,

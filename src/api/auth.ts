@@ -26,9 +26,14 @@ export interface JwtSecret {
  * The HS256 secret: LEDGER_JWT_SECRET when set; otherwise one kept in the data folder, created
  * (random, owner-only) on first start.
  */
+/** Where the server keeps the secret it creates when LEDGER_JWT_SECRET is not set. */
+export function jwtSecretPath(dataDir: string): string {
+  return join(dataDir, SECRET_FILE);
+}
+
 export function resolveJwtSecret(configured: string | null, dataDir: string): JwtSecret {
   if (configured) return { key: new TextEncoder().encode(configured), source: 'LEDGER_JWT_SECRET', path: null };
-  const path = join(dataDir, SECRET_FILE);
+  const path = jwtSecretPath(dataDir);
   if (existsSync(path)) return { key: new TextEncoder().encode(readFileSync(path, 'utf8').trim()), source: 'data folder', path };
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(path, randomBytes(48).toString('base64url'), { mode: 0o600 });

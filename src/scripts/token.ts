@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { decodeJwt } from 'jose';
-import { ROLES, type Role, mintToken, resolveJwtSecret } from '../api/auth';
+import { ROLES, type Role, jwtSecretPath, mintToken, resolveJwtSecret } from '../api/auth';
 import { ConfigError, loadConfig } from '../config';
 
 const USAGE = `usage: npm run token -- --role <${ROLES.join('|')}> [--role …] [--sub NAME] [--expires 30d]`;
@@ -27,6 +28,13 @@ async function main() {
   const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
   if (roles.length === 0 || unknown.length > 0) fail(unknown.length ? `unknown role: ${unknown.join(', ')}` : 'give at least one --role');
   const config = loadConfig();
+  // Never a new secret here: a token signed with one that no server uses is refused by every server.
+  if (!config.jwtSecret && !existsSync(jwtSecretPath(config.dataDir))) {
+    fail(
+      `no JWT secret at ${jwtSecretPath(config.dataDir)}: the server creates it in its data folder on its first start. ` +
+        'Start the server first, or run this with the same LEDGER_DATA_DIR (or LEDGER_JWT_SECRET) as the server.',
+    );
+  }
   const secret = resolveJwtSecret(config.jwtSecret, config.dataDir);
   const expires = values.expires ?? config.tokenLifetimeMaxSeconds;
   let token: string;

@@ -1,6 +1,6 @@
 /** Bearer tokens must expire, within a configurable longest lifetime; `npm run token` mints no other kind. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -67,6 +67,8 @@ describe('npm run token', () => {
   const run = promisify(execFile);
   const root = resolve(__dirname, '../..');
   const dataDir = mkdtempSync(join(tmpdir(), 'ledger-token-'));
+  // The secret the server made on its first start.
+  writeFileSync(join(dataDir, 'jwt-secret'), 'a-secret-the-server-made-on-its-first-start', { mode: 0o600 });
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
   const token = (args: string[], env: Record<string, string> = {}) =>
     run(process.execPath, ['--import', 'tsx', 'src/scripts/token.ts', '--role', 'teller', ...args], { cwd: root, env: { ...process.env, LEDGER_DATA_DIR: dataDir, LEDGER_JWT_SECRET: '', ...env } });
@@ -84,4 +86,20 @@ describe('npm run token', () => {
       stderr: expect.stringMatching(/--expires 2d is 172800 s, longer than the server accepts \(LEDGER_TOKEN_LIFETIME_MAX_SECONDS=86400\)/),
     });
   }, 120_000);
+
+  it('refuses to sign with a secret of its own when the data folder has none (the server would refuse the token), and creates nothing', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'ledger-token-empty-'));
+    try {
+      await expect(token([], { LEDGER_DATA_DIR: empty })).rejects.toMatchObject({
+        code: 2,
+        stderr: expect.stringMatching(/no JWT secret at .*jwt-secret: the server creates it .*same LEDGER_DATA_DIR \(or LEDGER_JWT_SECRET\)/),
+      });
+      expect(readdirSync(empty)).toEqual([]);
+      // With the secret given outright, no file is needed.
+      const { stdout } = await token(['--expires', '1h'], { LEDGER_DATA_DIR: empty, LEDGER_JWT_SECRET: 'given-outright-and-at-least-32-characters-long' });
+      expect(decodeJwt(stdout.trim()).roles).toEqual(['teller']);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
