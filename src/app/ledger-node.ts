@@ -8,9 +8,8 @@ import { batchSizeRejection } from '../domain/validate-command';
 import { StoresDisagreeError } from '../consensus/storage-errors';
 import { parsePosition } from '../domain/position';
 import type { EventPipeline } from './event-pipeline';
+import { TIMER_DELAY_MAX_MS } from '../timers';
 
-/** The longest delay a Node timer takes (2^31 - 1 ms, ~24.8 days); a longer one fires after 1 ms. */
-const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
 
 /** Adapts the pure ledger machine to the command log's state-machine port. */
 export class LedgerStateMachine implements StateMachine<LedgerCommand, EntryResult> {

@@ -30,6 +30,7 @@ import { exactJsonReviver } from '../exact-json';
 import type { LedgerApi } from '../schema';
 import { REQUEST_LIMITS, lazyLoaders } from '../server';
 import { type FeedOpener, forbiddenToSubscribe, maySubscribe } from './subscription-type';
+import { TIMER_DELAY_MAX_MS } from '../../timers';
 
 /**
  * Close codes, chosen so that the standard graphql-ws client does the right thing: it reconnects
@@ -74,8 +75,6 @@ const CATCH_UP_WAIT_MS = 30_000;
 const MESSAGE_BYTES_MAX = 64 * 1024;
 /** Ping every this many ms; a client that does not answer within the next interval is dropped. */
 const KEEP_ALIVE_MS = 12_000;
-/** setTimeout's maximum delay; a later expiry is re-armed. */
-const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
 /** A close reason is at most 123 bytes (RFC 6455). */
 const CLOSE_REASON_BYTES_MAX = 123;
 /** How long shutdown waits for clients to answer the close before dropping them. */
