@@ -136,11 +136,6 @@ class TailCache {
     return this.events.length - this.head;
   }
 
-  /** Sequence of the first event kept (meaningless when empty). */
-  get first(): bigint {
-    return this.firstSeq;
-  }
-
   clear(): void {
     this.events = [];
     this.head = 0;
@@ -538,7 +533,7 @@ class SqliteSubscription implements Subscription {
   readonly done: Promise<void>;
   private closing = false;
   private wakeWaiter: (() => void) | null = null;
-  /** Store sequence of the last event handled (or the starting point). */
+  /** Store sequence of the last event handled (or the starting point): where the next read starts. */
   deliveredUpTo: bigint;
 
   constructor(
@@ -548,7 +543,7 @@ class SqliteSubscription implements Subscription {
     private readonly handler: BatchHandler,
   ) {
     this.deliveredUpTo = after;
-    this.done = this.deliver(after).finally(() => source.ended(this));
+    this.done = this.deliver().finally(() => source.ended(this));
   }
 
   async close(): Promise<void> {
@@ -558,20 +553,18 @@ class SqliteSubscription implements Subscription {
     await this.done.catch(() => undefined);
   }
 
-  private async deliver(after: bigint): Promise<void> {
+  private async deliver(): Promise<void> {
     // The first handler call must not happen inside subscribeAll(), before the caller holds the subscription.
     await Promise.resolve();
-    let cursor = after;
     while (!this.closing) {
-      const batch = this.source.readAfter(cursor, this.batchSizeMax);
+      const batch = this.source.readAfter(this.deliveredUpTo, this.batchSizeMax);
       const last = batch[batch.length - 1];
       if (last === undefined) {
         await this.waitForAppend();
         continue;
       }
       await this.handler(batch);
-      cursor = parseSqliteStorePosition(last.storePosition);
-      this.deliveredUpTo = cursor;
+      this.deliveredUpTo = parseSqliteStorePosition(last.storePosition);
       this.source.delivered();
       // Reads are synchronous and a handler may resolve at once: without this, catching up on a long
       // backlog would run on microtasks alone and starve timers and I/O until it is done.
