@@ -11,6 +11,9 @@
  *   normal-eventstore  event-store SQLite with synchronous = NORMAL instead of FULL (not durable)
  *   gc-stats           no change; every thread appends its garbage collections (count and ms by kind)
  *                      and heap size at exit to $GC_STATS_FILE (default /tmp/ledger-gc-stats.jsonl)
+ *   stalls             no change; every event-store append and read-model write that takes more than
+ *                      $STALL_MS (default 20) appends a line (what, when, how long, how many events
+ *                      or writes) to $STALLS_FILE (default /tmp/ledger-stalls.jsonl)
  *
  * The stores are opened on the event-pipeline worker thread too, so every worker thread the ledger
  * starts is started through bench/ledger-variant-worker.cjs, which applies the same patches first.
@@ -20,7 +23,9 @@ import type Database from 'better-sqlite3';
 import { SqliteEventStore } from '../src/eventstore/sqlite-event-store';
 import { SqliteReadModelStore } from '../src/projections/sqlite-read-model-store';
 
-const KNOWN = ['noop-readmodels', 'tuned-readmodels', 'normal-eventstore', 'gc-stats'];
+const KNOWN = ['noop-readmodels', 'tuned-readmodels', 'normal-eventstore', 'gc-stats', 'stalls'];
+
+const dbOf = (store: object) => (store as unknown as { db: Database.Database }).db;
 
 /** Applies the patches VARIANT asks for, in this thread. */
 export function applyVariantPatches(): string[] {
@@ -28,29 +33,59 @@ export function applyVariantPatches(): string[] {
   for (const v of variants) {
     if (!KNOWN.includes(v)) throw new Error(`ledger-variant: unknown VARIANT "${v}" (known: ${KNOWN.join(', ')})`);
   }
-  const dbOf = (store: object) => (store as unknown as { db: Database.Database }).db;
   if (variants.includes('noop-readmodels')) {
     SqliteReadModelStore.prototype.applyBatch = async () => {};
   }
   if (variants.includes('tuned-readmodels')) {
     const open = SqliteReadModelStore.open.bind(SqliteReadModelStore);
-    SqliteReadModelStore.open = (path: string) => {
-      const store = open(path);
+    SqliteReadModelStore.open = (path: string, options?: Parameters<typeof open>[1]) => {
+      const store = open(path, options);
       dbOf(store).pragma('cache_size = -262144');
       dbOf(store).pragma('wal_autocheckpoint = 100000');
       return store;
     };
   }
   if (variants.includes('gc-stats')) recordGcStats();
+  if (variants.includes('stalls')) recordStalls();
   if (variants.includes('normal-eventstore')) {
     const open = SqliteEventStore.open.bind(SqliteEventStore);
-    SqliteEventStore.open = (path: string) => {
-      const store = open(path);
+    SqliteEventStore.open = (path: string, options?: Parameters<typeof open>[1]) => {
+      const store = open(path, options);
       dbOf(store).pragma('synchronous = NORMAL');
       return store;
     };
   }
   return variants;
+}
+
+/** Times the pipeline's store calls in this thread and writes down the slow ones (see `stalls`). */
+function recordStalls(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { appendFileSync } = require('node:fs') as typeof import('node:fs');
+  const thresholdMs = Number(process.env.STALL_MS ?? 20);
+  const file = process.env.STALLS_FILE ?? '/tmp/ledger-stalls.jsonl';
+  const note = (what: string, startedMs: number, detail: Record<string, unknown> = {}): void => {
+    const ms = performance.now() - startedMs;
+    if (ms >= thresholdMs) appendFileSync(file, `${JSON.stringify({ what, atMs: Date.now(), ms: Math.round(ms * 10) / 10, ...detail })}\n`);
+  };
+  const append = SqliteEventStore.prototype.append;
+  SqliteEventStore.prototype.append = async function (this: SqliteEventStore, ...args: Parameters<typeof append>) {
+    const started = performance.now();
+    try {
+      return await append.apply(this, args);
+    } finally {
+      note('event-store append', started, { events: args[1].length });
+    }
+  };
+  const applyBatch = SqliteReadModelStore.prototype.applyBatch;
+  SqliteReadModelStore.prototype.applyBatch = async function (this: SqliteReadModelStore, ...args: Parameters<typeof applyBatch>) {
+    const started = performance.now();
+    try {
+      return await applyBatch.apply(this, args);
+    } finally {
+      note('read-model write', started, { writes: args[0].length });
+    }
+  };
 }
 
 /** Sums this thread's GC pauses by kind and appends them, with the heap's size, to GC_STATS_FILE at exit. */

@@ -5,20 +5,18 @@ import { type CommittedAppend, SQLITE_APPEND_BYTES_MAX_DEFAULT, SqliteEventStore
 import { ProjectionRunner, type ProjectionStatusReport } from '../projections/projection-runner';
 import { LEDGER_PROJECTORS } from '../projections/projectors';
 import { checkpointAheadOf, dropEmbeddedReadModels, embeddedReadModelProblem } from '../projections/read-model-check';
-import { ReadModelCheckpointer, SqliteReadModelStore } from '../projections/sqlite-read-model-store';
+import { SqliteReadModelStore } from '../projections/sqlite-read-model-store';
 import type { ReadModelStore } from '../projections/read-model-store';
 import type { EventPipelineStores } from './event-pipeline';
 import { openReadModelStore } from './read-model-stores';
 import { assertSqliteDriverLoads } from './sqlite-driver';
+import { WAL_CHECKPOINT_INTERVAL_MS, WalCheckpointer } from './wal-checkpointer';
 
 export type PipelineRequest =
   | { type: 'entries'; entries: Array<{ index: number; timestampMs: number; events: SerializedLedgerEvent[] }> }
-  /** The projection stage has opened the read models: the event-store stage checkpoints the embedded ones from now on. */
+  /** The projection stage has opened the read models: the event-store stage's WalCheckpointer checkpoints the embedded ones from now on. */
   | { type: 'read models open' }
   | { type: 'stop' };
-
-/** How often the event-store stage checkpoints the embedded read models' WAL (ReadModelCheckpointer). */
-export const READ_MODEL_CHECKPOINT_INTERVAL_MS = 200;
 
 /** What the event-store stage hands the projection stage, in this order. */
 export type ProjectionStageRequest =
@@ -81,6 +79,14 @@ export async function startEventStoreStage(
 ): Promise<{ storedPosition: string | null; take: (request: PipelineRequest) => void }> {
   const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : openCheckedEventStore(stores.eventStoreFile!);
   if (eventStore instanceof SqliteEventStore) eventStore.onCommitted((appended) => forward({ type: 'committed', appended }));
+  // The embedded stores' checkpoints run on a thread of their own, off this thread's appends: the
+  // event store's from now on, the read models' once the projection stage has opened them.
+  let checkpointer = null as WalCheckpointer | null;
+  const checkpoint = (file: string) => {
+    checkpointer ??= WalCheckpointer.start(WAL_CHECKPOINT_INTERVAL_MS, (error) => report({ type: 'error', where: 'WAL checkpoint', message: error.message }));
+    checkpointer.add(file);
+  };
+  if (eventStore instanceof SqliteEventStore) checkpoint(stores.eventStoreFile!);
   const publisher = new LedgerEventPublisher(eventStore, {
     onDurable: (index) => report({ type: 'durable', index }),
     onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
@@ -89,10 +95,13 @@ export async function startEventStoreStage(
     appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
     appendIntervalMs: stores.appendIntervalMs,
   });
-  await publisher.start();
-  // Checkpoints of the embedded read models: this thread waits on fsyncs half the time, the
-  // projection thread is the pipeline's busiest (see SqliteReadModelStore's checkpointedElsewhere).
-  let checkpointer: ReadModelCheckpointer | null = null;
+  try {
+    await publisher.start();
+  } catch (error) {
+    await checkpointer?.close();
+    throw error;
+  }
+  let readModelsCheckpointed = false;
   const take = (request: PipelineRequest) => {
     if (request.type === 'entries') {
       let newest: number | null = null;
@@ -104,14 +113,13 @@ export async function startEventStoreStage(
       return;
     }
     if (request.type === 'read models open') {
-      if (stores.mongoDbUrl || checkpointer) return;
-      checkpointer = ReadModelCheckpointer.start(stores.readModelFile, READ_MODEL_CHECKPOINT_INTERVAL_MS, (error) =>
-        report({ type: 'error', where: 'read-model checkpoint', message: error.message }),
-      );
+      if (stores.mongoDbUrl || readModelsCheckpointed) return;
+      readModelsCheckpointed = true;
+      checkpoint(stores.readModelFile);
       return;
     }
     void (async () => {
-      checkpointer?.close();
+      await checkpointer?.close();
       await publisher.stop();
       forward({ type: 'stop' });
       await eventStore.close();
@@ -137,7 +145,7 @@ export async function startProjectionStage(
   // Not checked again: the event-store stage read the file through before it reported ready.
   const eventStore: EventStore = stores.eventStoreUrl ? EventStoreDbEventStore.connect(stores.eventStoreUrl) : SqliteEventStore.open(stores.eventStoreFile!);
   const notes: string[] = [];
-  // The event-store stage checkpoints the embedded read models once they are open ('read models open').
+  // The event-store stage's WalCheckpointer checkpoints the embedded read models once they are open ('read models open').
   let readModels: ReadModelStore = stores.mongoDbUrl ? await openReadModelStore(stores) : openReadModelsOrRebuild(stores.readModelFile, notes);
   const newProjections = () =>
     new ProjectionRunner(eventStore, readModels, LEDGER_PROJECTORS, {
@@ -188,13 +196,13 @@ export async function startProjectionStage(
   return take;
 }
 
-/** The embedded event store, read through once: it is the audit trail, so one that does not check out stops the node. */
+/** The embedded event store, read through once: it is the audit trail, so one that does not check out stops the node. Checkpointed by the stage's WalCheckpointer. */
 function openCheckedEventStore(file: string): SqliteEventStore {
   assertSqliteDriverLoads();
   let store: SqliteEventStore | null = null;
   let problem: string | null;
   try {
-    store = SqliteEventStore.open(file);
+    store = SqliteEventStore.open(file, { checkpointedElsewhere: true });
     problem = store.verifyIntegrity();
   } catch (error) {
     problem = (error as Error).message;
@@ -206,7 +214,7 @@ function openCheckedEventStore(file: string): SqliteEventStore {
   );
 }
 
-/** The projection stage's read models are checkpointed by the event-store stage (ReadModelCheckpointer). */
+/** The projection stage's read models are checkpointed by the event-store stage's WalCheckpointer. */
 const CHECKPOINTED_ELSEWHERE = { checkpointedElsewhere: true } as const;
 
 /** The embedded read models, dropped and re-created when the file does not check out or cannot be opened. */

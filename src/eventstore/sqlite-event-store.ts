@@ -45,6 +45,16 @@ const SUBSCRIPTION_POLL_MS = 250;
 export const SQLITE_APPEND_BYTES_MAX_DEFAULT = 32 * 1024 * 1024;
 /** A writer from another process holds the lock for one transaction at most; wait that long for it. */
 const BUSY_TIMEOUT_MS = 5000;
+/**
+ * WAL pages past which the writing connection checkpoints by itself (SQLite's wal_autocheckpoint):
+ * appends come in large batches, so rarer checkpoints than SQLite's 1,000 pages.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 8192;
+/**
+ * The same when a WalCheckpointer on another thread checkpoints the file: only a backstop, should it
+ * fall behind or stop. Checkpointing in the writer stalls the append that crossed the bound.
+ */
+const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS events (
@@ -216,7 +226,7 @@ export class SqliteEventStore implements EventStore {
   private readonly tail = new TailCache();
   private readonly committedListeners: Array<(appended: CommittedAppend) => void> = [];
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, checkpointedElsewhere: boolean) {
     this.db = db;
     db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsync'd at every commit, so an acknowledged append survives a power loss.
@@ -225,7 +235,7 @@ export class SqliteEventStore implements EventStore {
     // Appends come in large batches: a bigger page cache and rarer WAL checkpoints (durability is
     // unchanged: every commit is still fsync'd to the WAL).
     db.pragma('cache_size = -65536');
-    db.pragma('wal_autocheckpoint = 8192');
+    db.pragma(`wal_autocheckpoint = ${checkpointedElsewhere ? WAL_AUTOCHECKPOINT_BACKSTOP_PAGES : WAL_AUTOCHECKPOINT_PAGES}`);
     db.exec(SCHEMA);
     const columns = db.pragma('table_info(events)') as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'crc')) db.exec('ALTER TABLE events ADD COLUMN crc INTEGER');
@@ -259,15 +269,18 @@ export class SqliteEventStore implements EventStore {
 
   /**
    * Opens (or creates) the store in `filePath`, creating its parent directories; with `mustExist`,
-   * only a file that exists (another connection's store, say), and fails otherwise.
+   * only a file that exists (another connection's store, say), and fails otherwise. With
+   * `checkpointedElsewhere` (a WalCheckpointer checkpoints the file), this connection checkpoints
+   * only as a backstop.
    */
-  static open(filePath: string, options: { mustExist?: boolean } = {}): SqliteEventStore {
+  static open(filePath: string, options: { mustExist?: boolean; checkpointedElsewhere?: boolean } = {}): SqliteEventStore {
+    const checkpointedElsewhere = options.checkpointedElsewhere ?? false;
     if (options.mustExist) {
       if (!fs.existsSync(filePath)) throw new Error(`no embedded event store at ${filePath}`);
-      return new SqliteEventStore(new Database(filePath, { fileMustExist: true }));
+      return new SqliteEventStore(new Database(filePath, { fileMustExist: true }), checkpointedElsewhere);
     }
     fs.mkdirSync(path.dirname(path.resolve(filePath)), { recursive: true });
-    return new SqliteEventStore(new Database(filePath));
+    return new SqliteEventStore(new Database(filePath), checkpointedElsewhere);
   }
 
   /**

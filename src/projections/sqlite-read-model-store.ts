@@ -142,10 +142,10 @@ const BULK_LOAD_INDEXES: Readonly<Record<ReadModelCollection, readonly string[]>
 /** WAL pages past which the writing connection checkpoints by itself (SQLite's wal_autocheckpoint). */
 const WAL_AUTOCHECKPOINT_PAGES = 8192;
 /**
- * The same with a ReadModelCheckpointer on another thread: only a backstop, should it fall behind.
- * Checkpointing copies every page the WAL holds into the file (and writes it): a tenth of the
- * projection thread's time under sustained batches, which the event-store thread, idle half the
- * time, can spend instead.
+ * The same when a WalCheckpointer (src/app/wal-checkpointer.ts) checkpoints the file on its own
+ * thread: only a backstop, should it fall behind or stop. Checkpointing copies every page the WAL
+ * holds into the file (and writes it): a tenth of the projection thread's time under sustained
+ * batches when it checkpointed by itself.
  */
 const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
 /** Page cache while bulk loading (KiB, negative as SQLite wants it), and in normal use. */
@@ -292,7 +292,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     });
   }
 
-  /** `checkpointedElsewhere`: a ReadModelCheckpointer keeps the WAL short; this connection checkpoints only as a backstop. */
+  /** `checkpointedElsewhere`: a WalCheckpointer keeps the WAL short; this connection checkpoints only as a backstop. */
   static open(filePath: string, options: { checkpointedElsewhere?: boolean } = {}): SqliteReadModelStore {
     mkdirSync(dirname(filePath), { recursive: true });
     const db = new Database(filePath);
@@ -820,50 +820,6 @@ interface VolumeBucketRow {
 
 /** Rows per multi-row INSERT: one statement run per row costs more than binding the row itself. */
 const ROWS_PER_INSERT = 128;
-
-/**
- * A connection to the embedded read models that only checkpoints their WAL into the file, from
- * another thread than the one writing them (the event pipeline's event-store thread), so that the
- * writer, opened with `checkpointedElsewhere`, spends its time on projections. PASSIVE: it never
- * waits for a lock and never blocks the writer or readers; the writer restarts the WAL from its
- * start once a checkpoint has copied all of it. The file must exist (the writer created it).
- */
-export class ReadModelCheckpointer {
-  private readonly timer: NodeJS.Timeout;
-
-  private constructor(
-    private readonly db: Database.Database,
-    intervalMs: number,
-    onError: (error: Error) => void,
-  ) {
-    this.timer = setInterval(() => {
-      try {
-        this.checkpoint();
-      } catch (error) {
-        // The writer's own checkpoints (its backstop) take over; nothing is lost either way.
-        clearInterval(this.timer);
-        onError(error as Error);
-      }
-    }, intervalMs);
-    this.timer.unref();
-  }
-
-  /** Checkpoints `filePath` every `intervalMs` until closed; stops at the first failure, which goes to `onError`. */
-  static start(filePath: string, intervalMs: number, onError: (error: Error) => void): ReadModelCheckpointer {
-    return new ReadModelCheckpointer(new Database(filePath, { fileMustExist: true }), intervalMs, onError);
-  }
-
-  /** Copies what it can of the WAL into the file; returns the frames copied and the frames in the WAL. */
-  checkpoint(): { checkpointedFrames: number; walFrames: number } {
-    const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    return { checkpointedFrames: Math.max(0, row?.checkpointed ?? 0), walFrames: Math.max(0, row?.log ?? 0) };
-  }
-
-  close(): void {
-    clearInterval(this.timer);
-    if (this.db.open) this.db.close();
-  }
-}
 
 /**
  * Rows of one INSERT OR IGNORE, gathered and sent ROWS_PER_INSERT per prepared multi-row statement

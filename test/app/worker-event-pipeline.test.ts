@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import { WAL_CHECKPOINT_THREAD_NAME } from '../../src/app/wal-checkpointer';
 import { PIPELINE_THREAD_NAMES, WorkerEventPipeline } from '../../src/app/worker-event-pipeline';
 
 let dir: string;
@@ -41,8 +42,10 @@ describe('WorkerEventPipeline on its worker threads', () => {
     await pipeline.start();
     const names = threadNames();
     await pipeline.stop();
-    expect(names).toEqual(expect.arrayContaining(Object.values(PIPELINE_THREAD_NAMES)));
+    // The event-store stage's WAL checkpoints run on a thread of their own (WalCheckpointer), closed with it.
+    expect(names).toEqual(expect.arrayContaining([...Object.values(PIPELINE_THREAD_NAMES), WAL_CHECKPOINT_THREAD_NAME]));
     expect(threadNames()).not.toContain(PIPELINE_THREAD_NAMES.events);
+    expect(threadNames()).not.toContain(WAL_CHECKPOINT_THREAD_NAME);
   });
 
   it('ends the event-store stage when the projection stage cannot start, and says why', async () => {

@@ -4,18 +4,13 @@
  *
  * The MongoDB adapter will run the same contract (readModelStoreContract) when MONGODB_URL is set.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { formatPosition } from '../../src/domain/position';
 import type { AccountDoc, Checkpoint, TransactionDoc } from '../../src/projections/read-model-store';
-import { ReadModelCheckpointer, SqliteReadModelStore } from '../../src/projections/sqlite-read-model-store';
-import type { RecordedEvent } from '../../src/eventstore/event-store';
-import { LEDGER_PROJECTORS } from '../../src/projections/projectors';
-import { Replayer } from '../../src/projections/replay';
-import { transferEntries } from '../../bench/transfer-entries';
-import { recordEntry } from '../support/recorded-events';
+import { SqliteReadModelStore } from '../../src/projections/sqlite-read-model-store';
 import { readModelStoreContract } from './read-model-store.contract';
 
 function tempDir(): string {
@@ -251,60 +246,6 @@ describe('SqliteReadModelStore', () => {
       await expect(store.findTransactions({}, 'garbage', 10)).rejects.toThrow(/cursor/);
     } finally {
       await store.close();
-    }
-  });
-});
-
-describe('ReadModelCheckpointer (the event-store thread checkpoints what the projection thread writes)', () => {
-  it('keeps the WAL of a store opened checkpointedElsewhere short while it is written; without it the WAL grows', async () => {
-    const dir = tempDir();
-    const entries = transferEntries(12, 300);
-    const stores = [
-      { file: join(dir, 'checkpointed.db'), checkpointer: true },
-      { file: join(dir, 'alone.db'), checkpointer: false },
-    ].map(({ file, checkpointer }) => {
-      const store = SqliteReadModelStore.open(file, { checkpointedElsewhere: true });
-      return { file, store, // Its own timer set far off: the test checkpoints after each batch itself.
-      checkpointer: checkpointer ? ReadModelCheckpointer.start(file, 3_600_000, (error) => { throw error; }) : null, walBytes: [] as number[] };
-    });
-    try {
-      const replayers = await Promise.all(stores.map(({ store }) => Replayer.open(store, LEDGER_PROJECTORS)));
-      for (const entry of entries) {
-        const recorded: RecordedEvent[] = [];
-        recordEntry(recorded, entry.timestampMs, entry.events);
-        // Store positions go on from entry to entry, as the event store's would.
-        const offset = entry.index * 10_000;
-        const batch = recorded.map((event, i) => ({ ...event, storePosition: String(offset + i).padStart(19, '0') }));
-        for (const [i, { checkpointer, walBytes, file }] of stores.entries()) {
-          await replayers[i]!.apply(batch);
-          checkpointer?.checkpoint();
-          walBytes.push(statSync(`${file}-wal`).size);
-        }
-      }
-      const [checkpointed, alone] = stores as [(typeof stores)[0], (typeof stores)[0]];
-      // The WAL restarts from its beginning after each complete checkpoint: it never outgrows a couple of batches.
-      expect(Math.max(...checkpointed.walBytes)).toBeLessThan(alone.walBytes.at(-1)! / 3);
-      expect(alone.walBytes.at(-1)!).toBeGreaterThan(alone.walBytes[2]! * 2);
-      // And nothing is lost: both stores hold the same read models.
-      expect(await checkpointed.store.currencyTotals('USD')).toEqual(await alone.store.currencyTotals('USD'));
-      const ids = ['acct-0', 'acct-1', 'acct-299'];
-      expect(await checkpointed.store.getAccounts(ids)).toEqual(await alone.store.getAccounts(ids));
-      expect((await checkpointed.store.getAccounts(ids)).every((doc) => doc !== null)).toBe(true);
-    } finally {
-      for (const { store, checkpointer } of stores) {
-        checkpointer?.close();
-        await store.close();
-      }
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('refuses a file that does not exist rather than create one the writer would not use', () => {
-    const dir = tempDir();
-    try {
-      expect(() => ReadModelCheckpointer.start(join(dir, 'missing.db'), 1000, () => undefined)).toThrow();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,0 +1,177 @@
+/**
+ * WalCheckpointer: the embedded stores' WAL checkpoints on a thread of their own, so that neither
+ * writer stalls on them. A writer opened `checkpointedElsewhere` checkpoints only as a backstop:
+ * with the checkpointer its WAL stays short, without it the WAL grows; nothing is lost either way.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WalCheckpointer } from '../../src/app/wal-checkpointer';
+import type { NewEvent, RecordedEvent } from '../../src/eventstore/event-store';
+import { SqliteEventStore } from '../../src/eventstore/sqlite-event-store';
+import { LEDGER_PROJECTORS } from '../../src/projections/projectors';
+import { Replayer } from '../../src/projections/replay';
+import { SqliteReadModelStore } from '../../src/projections/sqlite-read-model-store';
+import { transferEntries } from '../../bench/transfer-entries';
+import { recordEntry } from '../support/recorded-events';
+
+/** Far off: the tests checkpoint when they choose (checkpointNow), not on the timer. */
+const NEVER_MS = 3_600_000;
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'ledger-wal-checkpointer-'));
+}
+
+function failOnError(errors: Error[]): (error: Error) => void {
+  return (error) => errors.push(error);
+}
+
+const walBytes = (file: string): number => statSync(`${file}-wal`).size;
+
+describe('WalCheckpointer', () => {
+  it('keeps the WAL of read models opened checkpointedElsewhere short while they are written; without it the WAL grows', async () => {
+    const dir = tempDir();
+    const errors: Error[] = [];
+    const checkpointer = WalCheckpointer.start(NEVER_MS, failOnError(errors));
+    const entries = transferEntries(12, 300);
+    const stores = [join(dir, 'checkpointed.db'), join(dir, 'alone.db')].map((file) => ({
+      file,
+      store: SqliteReadModelStore.open(file, { checkpointedElsewhere: true }),
+      walBytes: [] as number[],
+    }));
+    const [checkpointed, alone] = stores as [(typeof stores)[0], (typeof stores)[0]];
+    checkpointer.add(checkpointed.file);
+    try {
+      const replayers = await Promise.all(stores.map(({ store }) => Replayer.open(store, LEDGER_PROJECTORS)));
+      for (const entry of entries) {
+        const recorded: RecordedEvent[] = [];
+        recordEntry(recorded, entry.timestampMs, entry.events);
+        // Store positions go on from entry to entry, as the event store's would.
+        const offset = entry.index * 10_000;
+        const batch = recorded.map((event, i) => ({ ...event, storePosition: String(offset + i).padStart(19, '0') }));
+        for (const [i, { file, walBytes: sizes }] of stores.entries()) await replayers[i]!.apply(batch).then(() => sizes.push(walBytes(file)));
+        await checkpointer.checkpointNow();
+      }
+      // The WAL restarts from its beginning after each complete checkpoint: it never outgrows a couple of batches.
+      expect(Math.max(...checkpointed.walBytes)).toBeLessThan(alone.walBytes.at(-1)! / 3);
+      expect(alone.walBytes.at(-1)!).toBeGreaterThan(alone.walBytes[2]! * 2);
+      // And nothing is lost: both stores hold the same read models.
+      expect(await checkpointed.store.currencyTotals('USD')).toEqual(await alone.store.currencyTotals('USD'));
+      const ids = ['acct-0', 'acct-1', 'acct-299'];
+      expect(await checkpointed.store.getAccounts(ids)).toEqual(await alone.store.getAccounts(ids));
+      expect((await checkpointed.store.getAccounts(ids)).every((doc) => doc !== null)).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await checkpointer.close();
+      for (const { store } of stores) await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the WAL of an event store opened checkpointedElsewhere short while it is appended to, and every event stays readable', async () => {
+    const dir = tempDir();
+    const errors: Error[] = [];
+    const checkpointer = WalCheckpointer.start(NEVER_MS, failOnError(errors));
+    const stores = [join(dir, 'checkpointed.sqlite'), join(dir, 'alone.sqlite')].map((file) => ({
+      file,
+      store: SqliteEventStore.open(file, { checkpointedElsewhere: true }),
+      walBytes: [] as number[],
+    }));
+    const [checkpointed, alone] = stores as [(typeof stores)[0], (typeof stores)[0]];
+    checkpointer.add(checkpointed.file);
+    const appends = 40;
+    const perAppend = 500;
+    try {
+      for (let a = 0; a < appends; a++) {
+        const batch: NewEvent[] = Array.from({ length: perAppend }, (_, i) => {
+          const n = a * perAppend + i;
+          return { id: randomUUID(), type: 'Tested', data: { n, padding: 'x'.repeat(200) }, metadata: { position: String(n).padStart(16, '0') } };
+        });
+        for (const { store, file, walBytes: sizes } of stores) {
+          await store.append('stream', batch, a === 0 ? 'no_stream' : BigInt(a * perAppend - 1));
+          sizes.push(walBytes(file));
+        }
+        await checkpointer.checkpointNow();
+      }
+      expect(Math.max(...checkpointed.walBytes)).toBeLessThan(alone.walBytes.at(-1)! / 3);
+      expect(alone.walBytes.at(-1)!).toBeGreaterThan(alone.walBytes[2]! * 2);
+      for (const { store } of stores) {
+        const read: number[] = [];
+        for (let from = 0; from < appends * perAppend; from += 4096) {
+          const page = await store.readStream('stream', { fromRevision: BigInt(from), maxCount: 4096 });
+          read.push(...page.map((event) => (event.data as { n: number }).n));
+        }
+        expect(read).toEqual(Array.from({ length: appends * perAppend }, (_, n) => n));
+      }
+      expect(errors).toEqual([]);
+    } finally {
+      await checkpointer.close();
+      for (const { store } of stores) await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a file that does not exist, without creating it, and goes on checkpointing the others', async () => {
+    const dir = tempDir();
+    const errors: Error[] = [];
+    const checkpointer = WalCheckpointer.start(NEVER_MS, failOnError(errors));
+    const missing = join(dir, 'missing.db');
+    const present = join(dir, 'present.db');
+    const store = SqliteReadModelStore.open(present, { checkpointedElsewhere: true });
+    try {
+      checkpointer.add(missing);
+      checkpointer.add(present);
+      await checkpointer.checkpointNow();
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.message).toContain(missing);
+      expect(existsSync(missing)).toBe(false);
+      await store.applyBatch([], { p: { position: '0000000000000001-000000', storePosition: '1', updatedAtMs: 1 } });
+      expect(walBytes(present)).toBeGreaterThan(0);
+      await checkpointer.checkpointNow();
+      // Everything in the WAL was copied: the next write starts it over, so it stays at one commit's size.
+      const afterCheckpoint = walBytes(present);
+      await store.applyBatch([], { p: { position: '0000000000000002-000000', storePosition: '2', updatedAtMs: 2 } });
+      expect(walBytes(present)).toBeLessThanOrEqual(afterCheckpoint);
+    } finally {
+      await checkpointer.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('checkpoints on its timer, and close() ends the thread (adding afterwards does nothing)', async () => {
+    const dir = tempDir();
+    const errors: Error[] = [];
+    const stores = [join(dir, 'checkpointed.db'), join(dir, 'alone.db')].map((file) => ({ file, store: SqliteReadModelStore.open(file, { checkpointedElsewhere: true }) }));
+    const [checkpointed, alone] = stores as [(typeof stores)[0], (typeof stores)[0]];
+    const checkpointer = WalCheckpointer.start(20, failOnError(errors));
+    try {
+      checkpointer.add(checkpointed.file);
+      const replayers = await Promise.all(stores.map(({ store }) => Replayer.open(store, LEDGER_PROJECTORS)));
+      for (const entry of transferEntries(8, 200)) {
+        const recorded: RecordedEvent[] = [];
+        recordEntry(recorded, entry.timestampMs, entry.events);
+        const offset = entry.index * 10_000;
+        const batch = recorded.map((event, i) => ({ ...event, storePosition: String(offset + i).padStart(19, '0') }));
+        for (const replayer of replayers) await replayer.apply(batch);
+        // Longer than the timer's interval: checkpoints run between two batches, with nobody asking.
+        await new Promise((resolve) => setTimeout(resolve, 120));
+      }
+      expect(walBytes(checkpointed.file)).toBeLessThan(walBytes(alone.file) / 3);
+      await checkpointer.close();
+      checkpointer.add(join(dir, 'missing-after-close.db'));
+      await checkpointer.checkpointNow();
+      expect(errors).toEqual([]);
+    } finally {
+      await checkpointer.close();
+      for (const { store } of stores) await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an interval that is not a positive whole number of ms', () => {
+    expect(() => WalCheckpointer.start(0, () => undefined)).toThrow(/intervalMs must be a positive integer, got 0/);
+    expect(() => WalCheckpointer.start(1.5, () => undefined)).toThrow(/got 1.5/);
+  });
+});
