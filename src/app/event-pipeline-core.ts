@@ -86,23 +86,27 @@ export async function startEventStoreStage(
     checkpointer ??= WalCheckpointer.start(WAL_CHECKPOINT_INTERVAL_MS, (error) => report({ type: 'error', where: 'WAL checkpoint', message: error.message }));
     checkpointer.add(file);
   };
-  if (eventStore instanceof SqliteEventStore) checkpoint(stores.eventStoreFile!);
-  const publisher = new LedgerEventPublisher(eventStore, {
-    onDurable: (index) => report({ type: 'durable', index }),
-    onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
-    onHalted: (error) =>
-      report({ type: 'error', where: 'event store append (refused for good: the event pipeline stopped, nothing is retried)', message: error.message }),
-    appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
-    appendIntervalMs: stores.appendIntervalMs,
-  });
+  let publisher: LedgerEventPublisher;
   try {
+    if (eventStore instanceof SqliteEventStore) checkpoint(stores.eventStoreFile!);
+    publisher = new LedgerEventPublisher(eventStore, {
+      onDurable: (index) => report({ type: 'durable', index }),
+      onError: (error) => report({ type: 'error', where: 'event store append', message: error.message }),
+      onHalted: (error) =>
+        report({ type: 'error', where: 'event store append (refused for good: the event pipeline stopped, nothing is retried)', message: error.message }),
+      appendBytesMax: stores.appendBytesMax ?? (stores.eventStoreUrl ? undefined : SQLITE_APPEND_BYTES_MAX_DEFAULT),
+      appendIntervalMs: stores.appendIntervalMs,
+    });
     await publisher.start();
   } catch (error) {
     await checkpointer?.close();
+    await eventStore.close().catch(() => undefined);
     throw error;
   }
   let readModelsCheckpointed = false;
+  let stopping = false;
   const take = (request: PipelineRequest) => {
+    if (stopping) return;
     if (request.type === 'entries') {
       let newest: number | null = null;
       for (const entry of request.entries) {
@@ -118,9 +122,11 @@ export async function startEventStoreStage(
       checkpoint(stores.readModelFile);
       return;
     }
+    stopping = true;
     void (async () => {
-      await checkpointer?.close();
+      // The last appends first (they need no checkpoint), then the checkpoints, then the store.
       await publisher.stop();
+      await checkpointer?.close();
       forward({ type: 'stop' });
       await eventStore.close();
       report({ type: 'stopped', stage: 'events' });
@@ -202,7 +208,7 @@ function openCheckedEventStore(file: string): SqliteEventStore {
   let store: SqliteEventStore | null = null;
   let problem: string | null;
   try {
-    store = SqliteEventStore.open(file, { checkpointedElsewhere: true });
+    store = SqliteEventStore.open(file);
     problem = store.verifyIntegrity();
   } catch (error) {
     problem = (error as Error).message;

@@ -47,14 +47,14 @@ export const SQLITE_APPEND_BYTES_MAX_DEFAULT = 32 * 1024 * 1024;
 const BUSY_TIMEOUT_MS = 5000;
 /**
  * WAL pages past which the writing connection checkpoints by itself (SQLite's wal_autocheckpoint):
- * appends come in large batches, so rarer checkpoints than SQLite's 1,000 pages.
+ * appends come in large batches, so rarer checkpoints than SQLite's 1,000 pages. With a
+ * WalCheckpointer on another thread (the ledger's pipeline) that checkpoint finds nearly all of the
+ * WAL copied already: it copies the rest and lets the WAL start over, which only a checkpoint between
+ * the writer's own commits can do under a steady stream of appends.
  */
 const WAL_AUTOCHECKPOINT_PAGES = 8192;
-/**
- * The same when a WalCheckpointer on another thread checkpoints the file: only a backstop, should it
- * fall behind or stop. Checkpointing in the writer stalls the append that crossed the bound.
- */
-const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
+/** What is left of a WAL file that grew past it once it starts over (SQLite's journal_size_limit). */
+const WAL_FILE_BYTES_KEPT = 64 * 1024 * 1024;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS events (
@@ -226,7 +226,7 @@ export class SqliteEventStore implements EventStore {
   private readonly tail = new TailCache();
   private readonly committedListeners: Array<(appended: CommittedAppend) => void> = [];
 
-  private constructor(db: Database.Database, checkpointedElsewhere: boolean) {
+  private constructor(db: Database.Database) {
     this.db = db;
     db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsync'd at every commit, so an acknowledged append survives a power loss.
@@ -235,7 +235,9 @@ export class SqliteEventStore implements EventStore {
     // Appends come in large batches: a bigger page cache and rarer WAL checkpoints (durability is
     // unchanged: every commit is still fsync'd to the WAL).
     db.pragma('cache_size = -65536');
-    db.pragma(`wal_autocheckpoint = ${checkpointedElsewhere ? WAL_AUTOCHECKPOINT_BACKSTOP_PAGES : WAL_AUTOCHECKPOINT_PAGES}`);
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+    // The WAL file is reused, not shrunk, after a checkpoint: cut back to this whenever it starts over.
+    db.pragma(`journal_size_limit = ${WAL_FILE_BYTES_KEPT}`);
     db.exec(SCHEMA);
     const columns = db.pragma('table_info(events)') as Array<{ name: string }>;
     if (!columns.some((c) => c.name === 'crc')) db.exec('ALTER TABLE events ADD COLUMN crc INTEGER');
@@ -269,18 +271,15 @@ export class SqliteEventStore implements EventStore {
 
   /**
    * Opens (or creates) the store in `filePath`, creating its parent directories; with `mustExist`,
-   * only a file that exists (another connection's store, say), and fails otherwise. With
-   * `checkpointedElsewhere` (a WalCheckpointer checkpoints the file), this connection checkpoints
-   * only as a backstop.
+   * only a file that exists (another connection's store, say), and fails otherwise.
    */
-  static open(filePath: string, options: { mustExist?: boolean; checkpointedElsewhere?: boolean } = {}): SqliteEventStore {
-    const checkpointedElsewhere = options.checkpointedElsewhere ?? false;
+  static open(filePath: string, options: { mustExist?: boolean } = {}): SqliteEventStore {
     if (options.mustExist) {
       if (!fs.existsSync(filePath)) throw new Error(`no embedded event store at ${filePath}`);
-      return new SqliteEventStore(new Database(filePath, { fileMustExist: true }), checkpointedElsewhere);
+      return new SqliteEventStore(new Database(filePath, { fileMustExist: true }));
     }
     fs.mkdirSync(path.dirname(path.resolve(filePath)), { recursive: true });
-    return new SqliteEventStore(new Database(filePath), checkpointedElsewhere);
+    return new SqliteEventStore(new Database(filePath));
   }
 
   /**

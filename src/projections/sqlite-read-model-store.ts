@@ -148,6 +148,8 @@ const WAL_AUTOCHECKPOINT_PAGES = 8192;
  * batches when it checkpointed by itself.
  */
 const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
+/** What is left of a WAL file that grew past it once it starts over (SQLite's journal_size_limit). */
+const WAL_FILE_BYTES_KEPT = 64 * 1024 * 1024;
 /** Page cache while bulk loading (KiB, negative as SQLite wants it), and in normal use. */
 const BULK_LOAD_CACHE_KIB = 262_144;
 const CACHE_KIB = 65_536;
@@ -306,6 +308,8 @@ export class SqliteReadModelStore implements ReadModelStore {
       // Projections write in large batches: a bigger page cache and rarer WAL checkpoints pay off.
       db.pragma(`cache_size = -${CACHE_KIB}`);
       db.pragma(`wal_autocheckpoint = ${options.checkpointedElsewhere ? WAL_AUTOCHECKPOINT_BACKSTOP_PAGES : WAL_AUTOCHECKPOINT_PAGES}`);
+      // The WAL file is reused, not shrunk, after a checkpoint: cut back to this whenever it starts over.
+      db.pragma(`journal_size_limit = ${WAL_FILE_BYTES_KEPT}`);
       const version = db.pragma('user_version', { simple: true });
       if (version !== 0 && version !== SCHEMA_VERSION) {
         throw new Error(`read-model database ${filePath} has schema version ${String(version)}, expected ${SCHEMA_VERSION}: delete it to rebuild`);
