@@ -68,24 +68,20 @@ function recordStalls(): void {
     const ms = performance.now() - startedMs;
     if (ms >= thresholdMs) appendFileSync(file, `${JSON.stringify({ what, atMs: Date.now(), ms: Math.round(ms * 10) / 10, ...detail })}\n`);
   };
-  const append = SqliteEventStore.prototype.append;
-  SqliteEventStore.prototype.append = async function (this: SqliteEventStore, ...args: Parameters<typeof append>) {
-    const started = performance.now();
-    try {
-      return await append.apply(this, args);
-    } finally {
-      note('event-store append', started, { events: args[1].length });
-    }
+  /** Replaces an async method of `prototype` by one that notes the calls over the threshold. */
+  const timed = <A extends unknown[], R>(prototype: { [key: string]: unknown }, method: string, what: string, detail: (args: A) => Record<string, unknown>) => {
+    const original = prototype[method] as (...args: A) => Promise<R>;
+    prototype[method] = async function (this: unknown, ...args: A): Promise<R> {
+      const started = performance.now();
+      try {
+        return await original.apply(this, args);
+      } finally {
+        note(what, started, detail(args));
+      }
+    };
   };
-  const applyBatch = SqliteReadModelStore.prototype.applyBatch;
-  SqliteReadModelStore.prototype.applyBatch = async function (this: SqliteReadModelStore, ...args: Parameters<typeof applyBatch>) {
-    const started = performance.now();
-    try {
-      return await applyBatch.apply(this, args);
-    } finally {
-      note('read-model write', started, { writes: args[0].length });
-    }
-  };
+  timed<Parameters<SqliteEventStore['append']>, unknown>(SqliteEventStore.prototype as never, 'append', 'event-store append', (args) => ({ events: args[1].length }));
+  timed<Parameters<SqliteReadModelStore['applyBatch']>, unknown>(SqliteReadModelStore.prototype as never, 'applyBatch', 'read-model write', (args) => ({ writes: args[0].length }));
 }
 
 /** Sums this thread's GC pauses by kind and appends them, with the heap's size, to GC_STATS_FILE at exit. */
