@@ -23,7 +23,7 @@ export const WAL_CHECKPOINT_THREAD_NAME = 'ledger-ckpt';
  * appends (the read models' checkpoints, before), each took 20-130 ms of that thread.
  *
  * The writers keep checkpoints of their own, rarer: the event store's every 8,192 pages, the read
- * models' (opened `checkpointedElsewhere`) as a backstop at 65,536. They find nearly all of the WAL
+ * models' (opened `checkpointedElsewhere`) at 16,384. They find nearly all of the WAL
  * copied here and finish the job, which matters: under a steady stream of commits a checkpoint from
  * another connection seldom lets the WAL start over (SQLite restarts it only when the writer begins a
  * transaction with all of it copied), and without the writer's own the event store's WAL grew to

@@ -143,11 +143,14 @@ const BULK_LOAD_INDEXES: Readonly<Record<ReadModelCollection, readonly string[]>
 const WAL_AUTOCHECKPOINT_PAGES = 8192;
 /**
  * The same when a WalCheckpointer (src/app/wal-checkpointer.ts) checkpoints the file on its own
- * thread: only a backstop, should it fall behind or stop. Checkpointing copies every page the WAL
- * holds into the file (and writes it): a tenth of the projection thread's time under sustained
- * batches when it checkpointed by itself.
+ * thread, which does the copying: checkpointing copies every page the WAL holds into the file (and
+ * writes it), a tenth of the projection thread's time under sustained batches when it checkpointed
+ * by itself. Under a steady stream of commits only a checkpoint by the writer lets the WAL start over
+ * (see WalCheckpointer); by then the thread has copied nearly all of it. At 65,536 pages the WAL
+ * reached 261-279 MiB in 20 s of batches; at 16,384, 124-146 MiB, at the same rates (two pairs,
+ * 2026-12-07, bench/RESULTS.md eighth pass).
  */
-const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 65_536;
+const WAL_AUTOCHECKPOINT_BACKSTOP_PAGES = 16_384;
 /** What is left of a WAL file that grew past it once it starts over (SQLite's journal_size_limit). */
 const WAL_FILE_BYTES_KEPT = 64 * 1024 * 1024;
 /** Page cache while bulk loading (KiB, negative as SQLite wants it), and in normal use. */

@@ -2,7 +2,7 @@
  * WalCheckpointer: the embedded stores' WAL checkpoints on a thread of their own, so that neither
  * writer stalls on them. With the checkpointer a writer's WAL stays short; without it the WAL grows
  * to the writer's own checkpoint bound (read models opened `checkpointedElsewhere`: a backstop of
- * 65,536 pages; the event store: 8,192); nothing is lost either way.
+ * 16,384 pages; the event store: 8,192); nothing is lost either way.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
