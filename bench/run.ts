@@ -768,7 +768,7 @@ async function main(): Promise<void> {
     '',
     roundsTable,
     '',
-    'Server CPU by thread during each run (cores, from /proc/<pid>/task: the ledger\'s event-store and projection stages are ledger-events and ledger-proj; V8Worker is GC and compilation, libuv-worker fs calls):',
+    'Server CPU by thread during each run (cores, from /proc/<pid>/task: the ledger\'s event-store and projection stages are ledger-events and ledger-proj, the WAL checkpoints ledger-ckpt; V8Worker is GC and compilation, libuv-worker fs calls):',
     '',
     ...all.map((r) => `- ${r.label}: ${formatThreadCores(r.threadCores)}`),
     '',
