@@ -1,4 +1,4 @@
-import { assertSqliteDriverLoads, SqliteDriverError } from '../../src/app/sqlite-driver';
+import { assertSqliteDriverLoads, SqliteDriverError, sqliteVersionProblem } from '../../src/app/sqlite-driver';
 
 describe('the embedded stores refuse to start on a SQLite driver built for another Node', () => {
   it('loads the installed driver without complaint', () => {
@@ -41,5 +41,23 @@ describe('the embedded stores refuse to start on a SQLite driver built for anoth
         throw other;
       }),
     ).toThrow(other);
+  });
+});
+
+describe('the embedded stores refuse a SQLite with the WAL-reset bug (older than 3.51.3)', () => {
+  it('accepts 3.51.3 and anything newer, the bundled one included', () => {
+    for (const version of ['3.51.3', '3.51.10', '3.52.0', '3.53.2', '4.0.0']) expect(sqliteVersionProblem(version)).toBeNull();
+    expect(() => assertSqliteDriverLoads()).not.toThrow();
+  });
+
+  it('refuses older ones, naming the version and what to do', () => {
+    for (const version of ['3.51.2', '3.51.0', '3.48.0', '3.7.17', '2.8.17']) {
+      expect(sqliteVersionProblem(version)).toMatch(new RegExp(`SQLite ${version.replace(/\./g, '\\.')}, older than 3\\.51\\.3.*npm ci`));
+    }
+  });
+
+  it('refuses a version it cannot read', () => {
+    expect(sqliteVersionProblem('x.y')).toMatch(/unreadable version "x\.y"/);
+    expect(sqliteVersionProblem('3')).toMatch(/unreadable version/);
   });
 });
