@@ -103,7 +103,6 @@ export async function startEventStoreStage(
     await eventStore.close().catch(() => undefined);
     throw error;
   }
-  let readModelsCheckpointed = false;
   let stopping = false;
   const take = (request: PipelineRequest) => {
     if (stopping) return;
@@ -117,9 +116,7 @@ export async function startEventStoreStage(
       return;
     }
     if (request.type === 'read models open') {
-      if (stores.mongoDbUrl || readModelsCheckpointed) return;
-      readModelsCheckpointed = true;
-      checkpoint(stores.readModelFile);
+      if (!stores.mongoDbUrl) checkpoint(stores.readModelFile);
       return;
     }
     stopping = true;

@@ -45,7 +45,7 @@ export class WalCheckpointer {
 
   private constructor(
     private readonly worker: Worker,
-    onError: (error: Error, file: string | null) => void,
+    onError: (error: Error) => void,
     onRecovered: (file: string) => void,
   ) {
     worker.on('message', (message: WorkerMessage) => {
@@ -55,7 +55,7 @@ export class WalCheckpointer {
       } else if (message.type === 'recovered') {
         onRecovered(message.file);
       } else {
-        onError(new Error(`WAL checkpoints of ${message.file} failed (its writer's own checkpoints take over; tried again every few seconds): ${message.message}`), message.file);
+        onError(new Error(`WAL checkpoints of ${message.file} failed (its writer's own checkpoints take over; tried again every few seconds): ${message.message}`));
       }
     });
     this.exited = new Promise((resolve) => {
@@ -66,19 +66,20 @@ export class WalCheckpointer {
         resolve();
       });
     });
-    worker.once('error', (error) => onError(new Error(`the WAL checkpoint thread failed (the writers' own checkpoints take over): ${error.message}`), null));
+    worker.once('error', (error) => onError(new Error(`the WAL checkpoint thread failed (the writers' own checkpoints take over): ${error.message}`)));
     // Never what keeps the process alive (close() holds it while it waits).
     worker.unref();
   }
 
   /**
    * Starts the thread; it checkpoints the files given with `add`, every `intervalMs`. A file whose
-   * checkpoint fails goes to `onError` once (with the file; null: the thread itself failed) and is tried again every few seconds (`onRecovered` when
-   * it works again); meanwhile its writer's backstop checkpoints keep its WAL bounded.
+   * checkpoint fails goes to `onError` once (its message names the file) and is tried again every few
+   * seconds (`onRecovered` when it works again); meanwhile its writer's own checkpoints keep its WAL
+   * bounded.
    */
   static start(
     intervalMs: number,
-    onError: (error: Error, file: string | null) => void,
+    onError: (error: Error) => void,
     onRecovered: (file: string) => void = () => undefined,
     { retryDelayMs = WAL_CHECKPOINT_RETRY_DELAY_MS }: { retryDelayMs?: number } = {},
   ): WalCheckpointer {
@@ -87,7 +88,10 @@ export class WalCheckpointer {
     return new WalCheckpointer(worker, onError, onRecovered);
   }
 
-  /** Checkpoints `file` from now on. It must exist (its writer has opened it): one that does not is reported, never created. */
+  /**
+   * Checkpoints `file` from now on (a file already added: nothing more). It must exist (its writer
+   * has opened it): one that does not is reported, never created.
+   */
   add(file: string): void {
     if (this.closed || this.gone) return;
     this.worker.postMessage({ type: 'add', file });
@@ -106,7 +110,6 @@ export class WalCheckpointer {
   /** Stops checkpointing and closes the thread's connections; resolves once the thread has exited. */
   close(): Promise<void> {
     if (!this.closed && !this.gone) {
-      this.closed = true;
       // Held until it has exited: a caller awaiting this must not see the process end first.
       this.worker.ref();
       this.worker.postMessage({ type: 'stop' });
